@@ -1,0 +1,160 @@
+"""``DjQueueBackend``: the ``django.tasks`` backend that stores jobs in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db.models import Exists, OuterRef
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils import timezone
+
+from .config import QueueConfig, parse_options
+from .exceptions import InvalidPayload
+from .ids import new_job_id, parse_job_id
+from .models.constraints import QUEUE_NAME_MAX_LENGTH, TASK_PATH_MAX_LENGTH
+from .payload import normalize_arguments
+from .signals import send_task_signal
+from .tasks_registry import remember
+
+TaskCall = tuple[Task, Sequence[Any], Mapping[str, Any]]
+
+
+class DjQueueBackend(BaseTaskBackend):
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    # Django builds backends when a module defining a task is imported, so
+    # nothing here may touch the database: options are parsed on first use.
+
+    @cached_property
+    def config(self) -> QueueConfig:
+        return parse_options(self.options, f"TASKS[{self.alias!r}]['OPTIONS']")
+
+    @property
+    def database_alias(self) -> str:
+        return self.config.database_alias
+
+    def validate_task(self, task: Task) -> None:
+        super().validate_task(task)
+        if len(task.queue_name) > QUEUE_NAME_MAX_LENGTH or "*" in task.queue_name:
+            raise InvalidTask(
+                f"Queue name {task.queue_name!r} must be at most {QUEUE_NAME_MAX_LENGTH} "
+                "characters and contain no '*' (which selects queues in worker settings)."
+            )
+        if len(task.module_path) > TASK_PATH_MAX_LENGTH:
+            raise InvalidTask(
+                f"Task path {task.module_path!r} is longer than {TASK_PATH_MAX_LENGTH} characters."
+            )
+        remember(task)
+
+    def enqueue(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskResult:
+        return self._enqueue([(task, args, kwargs)], label=None)[0]
+
+    def enqueue_all(self, task_calls: Iterable[TaskCall]) -> list[TaskResult]:
+        """Enqueue many task calls in one transaction.
+
+        Every call is validated first: one invalid call rejects the whole batch
+        and nothing is written.
+        """
+        return self._enqueue(list(task_calls), label="task_calls")
+
+    async def aenqueue_all(self, task_calls: Iterable[TaskCall]) -> list[TaskResult]:
+        return await sync_to_async(self.enqueue_all, thread_sensitive=True)(list(task_calls))
+
+    def _enqueue(self, task_calls: list[Any], label: str | None) -> list[TaskResult]:
+        from .operations.jobs import NewJob, enqueue_jobs
+
+        prepared: list[tuple[Task, NewJob]] = []
+        for index, call in enumerate(task_calls):
+            where = f"{label}[{index}]: " if label else ""
+            task, args, kwargs = self._unpack_call(call, where)
+            try:
+                self.validate_task(task)
+                normalized_args, normalized_kwargs = normalize_arguments(args, kwargs)
+            except (InvalidTask, InvalidPayload) as exc:
+                if not where:
+                    raise
+                raise type(exc)(f"{where}{task.module_path}: {exc}") from exc
+            prepared.append(
+                (
+                    task,
+                    NewJob(
+                        id=new_job_id(),
+                        backend_alias=self.alias,
+                        task_path=task.module_path,
+                        queue_name=task.queue_name,
+                        priority=task.priority,
+                        args=normalized_args,
+                        kwargs=normalized_kwargs,
+                        run_after=task.run_after,
+                    ),
+                )
+            )
+        if not prepared:
+            return []
+        jobs = enqueue_jobs(self.database_alias, [new for _, new in prepared], timezone.now())
+        from .results import build_result
+
+        results = [
+            build_result(job, TaskResultStatus.READY, task)
+            for (task, _), job in zip(prepared, jobs, strict=True)
+        ]
+        for result in results:
+            send_task_signal(task_enqueued, type(self), result)
+        return results
+
+    def _unpack_call(self, call: Any, where: str) -> TaskCall:
+        if not isinstance(call, tuple | list) or len(call) != 3:
+            raise TypeError(f"{where}expected a (task, args, kwargs) tuple, got {call!r}.")
+        task, args, kwargs = call
+        if not isinstance(task, Task):
+            raise TypeError(f"{where}expected a django.tasks.Task, got {task!r}.")
+        if task.backend != self.alias:
+            raise InvalidTask(
+                f"{where}{task.module_path} belongs to task backend {task.backend!r}; enqueue "
+                f"it through that backend, or use .using(backend={self.alias!r})."
+            )
+        if not isinstance(args, list | tuple) or not isinstance(kwargs, Mapping):
+            raise TypeError(f"{where}expected args as a list or tuple and kwargs as a mapping.")
+        return task, args, kwargs
+
+    def get_result(self, result_id: str) -> TaskResult:
+        from .models import ClaimedExecution, FailedExecution, Job
+        from .results import build_result
+
+        job_id = parse_job_id(result_id)
+        if job_id is None:
+            raise TaskResultDoesNotExist(result_id)
+        job = (
+            Job.objects.using(self.database_alias)
+            .annotate(
+                is_claimed=Exists(ClaimedExecution.objects.filter(job_id=OuterRef("pk"))),
+                is_failed=Exists(FailedExecution.objects.filter(job_id=OuterRef("pk"))),
+            )
+            .filter(pk=job_id)
+            .first()
+        )
+        if job is None:
+            raise TaskResultDoesNotExist(result_id)
+        if job.is_failed:
+            status = TaskResultStatus.FAILED
+        elif job.is_claimed:
+            status = TaskResultStatus.RUNNING
+        elif job.finished_at is not None:
+            status = TaskResultStatus.SUCCESSFUL
+        else:
+            status = TaskResultStatus.READY
+        return build_result(job, status)
+
+    def check(self, **kwargs: Any) -> list[Any]:
+        from .checks import check_backend
+
+        return check_backend(self)

@@ -1,0 +1,309 @@
+"""Typed, validated configuration of one dj_queue backend alias.
+
+``TASKS[alias]["OPTIONS"]`` is parsed into frozen dataclasses once. Every error
+names the offending key by its full path and says what would be accepted, so a
+bad configuration refuses to start instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from .exceptions import ConfigurationError
+
+Mode = Literal["fork", "async"]
+MODES: tuple[Mode, ...] = ("fork", "async")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    queues: tuple[str, ...] = ("*",)
+    threads: int = 3
+    processes: int = 1
+    polling_interval: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    batch_size: int = 500
+    polling_interval: float = 1.0
+    concurrency_maintenance: bool = True
+    concurrency_maintenance_interval: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    dynamic_tasks_enabled: bool = False
+    polling_interval: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringTaskConfig:
+    key: str
+    task_path: str
+    schedule: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    queue_name: str | None = None
+    priority: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    mode: Mode = "fork"
+    workers: tuple[WorkerConfig, ...] = (WorkerConfig(),)
+    dispatchers: tuple[DispatcherConfig, ...] = (DispatcherConfig(),)
+    scheduler: SchedulerConfig = SchedulerConfig()
+    recurring: tuple[RecurringTaskConfig, ...] = ()
+    database_alias: str = "default"
+    preserve_finished_jobs: bool = True
+    clear_finished_jobs_after: float | None = 86400.0
+    use_skip_locked: bool = True
+    listen_notify: bool = True
+    silence_polling: bool = True
+    process_heartbeat_interval: float = 60.0
+    process_alive_threshold: float = 300.0
+    shutdown_timeout: float = 5.0
+    on_thread_error: str | None = None
+
+
+class _Reader:
+    """Reads one mapping of options, naming each key by its full path in errors."""
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(f"{where}: expected a mapping, got {type(data).__name__}.")
+        self.data = data
+        self.where = where
+        self.seen: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}[{key!r}]"
+
+    def get(self, key: str, default: Any, parse: Callable[[Any, str], Any]) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            return default
+        return parse(self.data[key], self.path(key))
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(str(k) for k in self.data if k not in self.seen)
+        if unknown:
+            allowed = ", ".join(sorted(self.seen))
+            raise ConfigurationError(
+                f"{self.where}: unknown option(s) {', '.join(map(repr, unknown))}. "
+                f"Known options here: {allowed}."
+            )
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{where}: expected a whole number of at least 1, got {value!r}.")
+    return value
+
+
+def _seconds(value: Any, where: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{where}: expected a number of seconds above 0, got {value!r}.")
+    return float(value)
+
+
+def _optional_seconds(value: Any, where: str) -> float | None:
+    return None if value is None else _seconds(value, where)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{where}: expected true or false, got {value!r}.")
+    return value
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{where}: expected a non-empty string, got {value!r}.")
+    return value
+
+
+def _optional_name(value: Any, where: str) -> str | None:
+    return None if value is None else _name(value, where)
+
+
+def _mode(value: Any, where: str) -> Mode:
+    if value not in MODES:
+        raise ConfigurationError(f"{where}: expected 'fork' or 'async', got {value!r}.")
+    return cast(Mode, value)
+
+
+def _queue_selectors(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigurationError(
+            f"{where}: expected a non-empty list of queue names, 'prefix*' patterns or '*', "
+            f"got {value!r}."
+        )
+    selectors = []
+    for index, selector in enumerate(value):
+        item = f"{where}[{index}]"
+        _name(selector, item)
+        if "*" in selector[:-1]:
+            raise ConfigurationError(
+                f"{item}: {selector!r} has '*' before its end; only a trailing '*' "
+                "(a prefix such as 'email*', or '*' alone) is understood."
+            )
+        selectors.append(selector)
+    return tuple(selectors)
+
+
+def _list_of(parse_item: Callable[[Any, str], Any]) -> Callable[[Any, str], tuple[Any, ...]]:
+    def parse(value: Any, where: str) -> tuple[Any, ...]:
+        if isinstance(value, Mapping):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ConfigurationError(f"{where}: expected a list of mappings, got {value!r}.")
+        return tuple(parse_item(item, f"{where}[{index}]") for index, item in enumerate(value))
+
+    return parse
+
+
+def _worker(value: Any, where: str) -> WorkerConfig:
+    reader = _Reader(value, where)
+    default = WorkerConfig()
+    worker = WorkerConfig(
+        queues=reader.get("queues", default.queues, _queue_selectors),
+        threads=reader.get("threads", default.threads, _positive_int),
+        processes=reader.get("processes", default.processes, _positive_int),
+        polling_interval=reader.get("polling_interval", default.polling_interval, _seconds),
+    )
+    reader.reject_unknown()
+    return worker
+
+
+def _dispatcher(value: Any, where: str) -> DispatcherConfig:
+    reader = _Reader(value, where)
+    default = DispatcherConfig()
+    dispatcher = DispatcherConfig(
+        batch_size=reader.get("batch_size", default.batch_size, _positive_int),
+        polling_interval=reader.get("polling_interval", default.polling_interval, _seconds),
+        concurrency_maintenance=reader.get(
+            "concurrency_maintenance", default.concurrency_maintenance, _bool
+        ),
+        concurrency_maintenance_interval=reader.get(
+            "concurrency_maintenance_interval",
+            default.concurrency_maintenance_interval,
+            _seconds,
+        ),
+    )
+    reader.reject_unknown()
+    return dispatcher
+
+
+def _scheduler(value: Any, where: str) -> SchedulerConfig:
+    reader = _Reader(value, where)
+    default = SchedulerConfig()
+    scheduler = SchedulerConfig(
+        dynamic_tasks_enabled=reader.get(
+            "dynamic_tasks_enabled", default.dynamic_tasks_enabled, _bool
+        ),
+        polling_interval=reader.get("polling_interval", default.polling_interval, _seconds),
+    )
+    reader.reject_unknown()
+    return scheduler
+
+
+def _priority(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not -100 <= value <= 100:
+        raise ConfigurationError(f"{where}: expected a whole number from -100 to 100, got {value!r}.")
+    return value
+
+
+def _recurring(value: Any, where: str) -> tuple[RecurringTaskConfig, ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{where}: expected a mapping of task key to settings.")
+    tasks = []
+    for key, entry in value.items():
+        item = f"{where}[{key!r}]"
+        _name(key, item)
+        reader = _Reader(entry, item)
+        args = reader.get("args", (), lambda v, w: _json_list(v, w))
+        kwargs = reader.get("kwargs", {}, lambda v, w: _json_mapping(v, w))
+        tasks.append(
+            RecurringTaskConfig(
+                key=key,
+                task_path=reader.get("task_path", None, _name) or _missing(item, "task_path"),
+                schedule=reader.get("schedule", None, _name) or _missing(item, "schedule"),
+                args=args,
+                kwargs=kwargs,
+                queue_name=reader.get("queue_name", None, _optional_name),
+                priority=reader.get("priority", None, _priority),
+                description=reader.get("description", "", lambda v, w: str(v)),
+            )
+        )
+        reader.reject_unknown()
+    return tuple(tasks)
+
+
+def _json_list(value: Any, where: str) -> tuple[Any, ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigurationError(f"{where}: expected a list of arguments, got {value!r}.")
+    return tuple(value)
+
+
+def _json_mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ConfigurationError(f"{where}: expected a mapping with string keys, got {value!r}.")
+    return dict(value)
+
+
+def _missing(where: str, key: str) -> Any:
+    raise ConfigurationError(f"{where}: {key!r} is required.")
+
+
+def parse_options(options: object, where: str) -> QueueConfig:
+    """Parse one backend's OPTIONS mapping (already merged from every source)."""
+    reader = _Reader(options if options is not None else {}, where)
+    default = QueueConfig()
+    config = QueueConfig(
+        mode=reader.get("mode", default.mode, _mode),
+        workers=reader.get("workers", default.workers, _list_of(_worker)),
+        dispatchers=reader.get("dispatchers", default.dispatchers, _list_of(_dispatcher)),
+        scheduler=reader.get("scheduler", default.scheduler, _scheduler),
+        recurring=reader.get("recurring", default.recurring, _recurring),
+        database_alias=reader.get("database_alias", default.database_alias, _name),
+        preserve_finished_jobs=reader.get(
+            "preserve_finished_jobs", default.preserve_finished_jobs, _bool
+        ),
+        clear_finished_jobs_after=reader.get(
+            "clear_finished_jobs_after", default.clear_finished_jobs_after, _optional_seconds
+        ),
+        use_skip_locked=reader.get("use_skip_locked", default.use_skip_locked, _bool),
+        listen_notify=reader.get("listen_notify", default.listen_notify, _bool),
+        silence_polling=reader.get("silence_polling", default.silence_polling, _bool),
+        process_heartbeat_interval=reader.get(
+            "process_heartbeat_interval", default.process_heartbeat_interval, _seconds
+        ),
+        process_alive_threshold=reader.get(
+            "process_alive_threshold", default.process_alive_threshold, _seconds
+        ),
+        shutdown_timeout=reader.get("shutdown_timeout", default.shutdown_timeout, _seconds),
+        on_thread_error=reader.get("on_thread_error", default.on_thread_error, _optional_name),
+    )
+    reader.reject_unknown()
+    if config.process_alive_threshold <= config.process_heartbeat_interval:
+        raise ConfigurationError(
+            f"{reader.path('process_alive_threshold')}: must be longer than "
+            f"process_heartbeat_interval ({config.process_heartbeat_interval}s), or live "
+            "processes would be pruned between two heartbeats."
+        )
+    return config

@@ -1,0 +1,3 @@
+from .base import Driver, ReadyRow, get_driver
+
+__all__ = ["Driver", "ReadyRow", "get_driver"]

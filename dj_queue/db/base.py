@@ -1,0 +1,207 @@
+"""Vendor SQL behind one interface.
+
+Everything dj_queue says to a database in raw SQL lives in a ``Driver``: the
+operations layer asks for a transition ("take up to n ready rows for this queue
+selector") and the driver for the connection's vendor answers with the fewest
+statements that vendor allows. Identifiers are quoted; values are parameters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyRow:
+    """A row taken off the ready (or scheduled) table, in claim order."""
+
+    row_id: int
+    job_id: uuid.UUID
+    queue_name: str
+    priority: int
+
+
+class Driver:
+    vendor = "base"
+    # DELETE … RETURNING, so taking rows is one statement.
+    delete_returning = False
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self.connection = connection
+        self.has_skip_locked = bool(connection.features.has_select_for_update_skip_locked)
+        # Imported here: models import nothing from the drivers, and drivers are
+        # created only after apps are ready.
+        from ..models import Job, Pause, ReadyExecution, ScheduledExecution
+
+        quote = connection.ops.quote_name
+        self.q = quote
+        self.job_table = quote(Job._meta.db_table)
+        self.ready_table = quote(ReadyExecution._meta.db_table)
+        self.scheduled_table = quote(ScheduledExecution._meta.db_table)
+        self.pause_table = quote(Pause._meta.db_table)
+        self._job_pk = Job._meta.pk
+        self._datetime_field = Job._meta.get_field("enqueued_at")
+
+    # -- values -----------------------------------------------------------
+    def job_id_param(self, job_id: uuid.UUID) -> Any:
+        assert self._job_pk is not None
+        return self._job_pk.get_db_prep_value(job_id, self.connection)
+
+    def datetime_param(self, value: datetime) -> Any:
+        return self._datetime_field.get_db_prep_value(value, self.connection)
+
+    @staticmethod
+    def to_uuid(value: Any) -> uuid.UUID:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+    @staticmethod
+    def placeholders(count: int) -> str:
+        return ", ".join(["%s"] * count)
+
+    # -- queue selectors ----------------------------------------------------
+    def prefix_condition(self, column: str, prefix: str) -> tuple[str, list[Any]]:
+        escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        return f"{column} LIKE %s ESCAPE '!'", [escaped + "%"]
+
+    def selector_condition(self, selector: str) -> tuple[str, list[Any]]:
+        column = self.q("queue_name")
+        if selector == "*":
+            return "1 = 1", []
+        if selector.endswith("*"):
+            return self.prefix_condition(column, selector[:-1])
+        return f"{column} = %s", [selector]
+
+    def lock_clause(self, skip_locked: bool) -> str:
+        if not self.connection.features.has_select_for_update:
+            return ""
+        if skip_locked and self.has_skip_locked:
+            return " FOR UPDATE SKIP LOCKED"
+        return " FOR UPDATE"
+
+    # -- transitions ----------------------------------------------------------
+    def take_ready(
+        self, cursor: CursorWrapper, selector: str, limit: int, skip_locked: bool
+    ) -> list[ReadyRow]:
+        """Delete and return up to ``limit`` ready rows matching ``selector``,
+        skipping paused queues, best priority first, then oldest."""
+        condition, params = self.selector_condition(selector)
+        queue = self.q("queue_name")
+        where = (
+            f"{condition} AND {queue} NOT IN (SELECT {queue} FROM {self.pause_table})"
+        )
+        order = f"{self.q('priority')} DESC, {self.q('id')} ASC"
+        return self._take(cursor, self.ready_table, where, params, order, limit, skip_locked)
+
+    def take_due_scheduled(
+        self, cursor: CursorWrapper, now: datetime, limit: int, skip_locked: bool
+    ) -> list[ReadyRow]:
+        """Delete and return up to ``limit`` scheduled rows due at ``now``."""
+        where = f"{self.q('scheduled_at')} <= %s"
+        order = f"{self.q('scheduled_at')} ASC, {self.q('priority')} DESC, {self.q('id')} ASC"
+        return self._take(
+            cursor,
+            self.scheduled_table,
+            where,
+            [self.datetime_param(now)],
+            order,
+            limit,
+            skip_locked,
+        )
+
+    def _take(
+        self,
+        cursor: CursorWrapper,
+        table: str,
+        where: str,
+        params: list[Any],
+        order: str,
+        limit: int,
+        skip_locked: bool,
+    ) -> list[ReadyRow]:
+        q = self.q
+        columns = f"{q('id')}, {q('job_id')}, {q('queue_name')}, {q('priority')}"
+
+        def select(selected: str) -> str:
+            return (
+                f"SELECT {selected} FROM {table} WHERE {where} ORDER BY {order} LIMIT %s"
+                f"{self.lock_clause(skip_locked)}"
+            )
+
+        if self.delete_returning:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {q('id')} IN ({select(q('id'))}) RETURNING {columns}",
+                [*params, limit],
+            )
+            rows = cursor.fetchall()
+        else:
+            cursor.execute(select(columns), [*params, limit])
+            rows = cursor.fetchall()
+            if rows:
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE {q('id')} IN ({self.placeholders(len(rows))})",
+                    [row[0] for row in rows],
+                )
+        taken = [ReadyRow(row[0], self.to_uuid(row[1]), row[2], row[3]) for row in rows]
+        taken.sort(key=lambda row: (-row.priority, row.row_id))
+        return taken
+
+    def record_attempt(
+        self, cursor: CursorWrapper, job_ids: Sequence[uuid.UUID], worker_id: str, now: datetime
+    ) -> None:
+        """Stamp the start of a new attempt on each job and append the worker's id."""
+        q = self.q
+        cursor.execute(
+            f"UPDATE {self.job_table} SET "
+            f"{q('started_at')} = COALESCE({q('started_at')}, %s), "
+            f"{q('last_attempted_at')} = %s, "
+            f"{q('worker_ids')} = {self.json_append(q('worker_ids'))} "
+            f"WHERE {q('id')} IN ({self.placeholders(len(job_ids))})",
+            [
+                self.datetime_param(now),
+                self.datetime_param(now),
+                worker_id,
+                *(self.job_id_param(job_id) for job_id in job_ids),
+            ],
+        )
+
+    def json_append(self, column: str) -> str:
+        """SQL for ``column`` (a JSON array) with one string parameter appended."""
+        raise NotImplementedError
+
+    # -- errors ---------------------------------------------------------------
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a conflict that succeeds when the transaction is retried."""
+        return False
+
+
+def get_driver(alias: str) -> Driver:
+    connection = connections[alias]
+    driver: Driver | None = getattr(connection, "_dj_queue_driver", None)
+    if driver is None:
+        from .mysql import MySQLDriver
+        from .postgresql import PostgreSQLDriver
+        from .sqlite import SQLiteDriver
+
+        drivers: dict[str, type[Driver]] = {
+            "postgresql": PostgreSQLDriver,
+            "mysql": MySQLDriver,
+            "sqlite": SQLiteDriver,
+        }
+        try:
+            driver_class = drivers[connection.vendor]
+        except KeyError:
+            raise NotImplementedError(
+                f"dj_queue does not support the {connection.vendor!r} database of alias "
+                f"{alias!r}; use PostgreSQL, MySQL 8+, MariaDB 10.6+ or SQLite."
+            ) from None
+        driver = driver_class(connection)
+        connection._dj_queue_driver = driver  # type: ignore[attr-defined]
+    return driver

@@ -1,0 +1,44 @@
+from django.db import models
+
+from ..ids import new_job_id
+from .constraints import QUEUE_NAME_MAX_LENGTH, TASK_PATH_MAX_LENGTH, priority_range
+
+
+class Job(models.Model):
+    """The durable record of one enqueued task call.
+
+    Where the job stands is told by exactly one execution row (ready, scheduled,
+    claimed, blocked or failed) or, with none of them, by ``finished_at``.
+    """
+
+    id = models.UUIDField(primary_key=True, default=new_job_id, editable=False)
+    backend_alias = models.CharField(max_length=64)
+    task_path = models.CharField(max_length=TASK_PATH_MAX_LENGTH)
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
+    priority = models.SmallIntegerField(default=0)
+    args = models.JSONField(default=list)
+    kwargs = models.JSONField(default=dict)
+    run_after = models.DateTimeField(null=True, blank=True)
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True)
+
+    enqueued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    # Names of the runtime processes that picked the job up, one per attempt.
+    worker_ids = models.JSONField(default=list)
+    # Every error of every attempt, oldest first, as {exception_class_path, traceback}.
+    errors = models.JSONField(default=list)
+    return_value = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        db_table = "dj_queue_job"
+        constraints = [priority_range("dj_queue_job_priority_range")]
+        indexes = [
+            models.Index(fields=["finished_at"], name="dj_queue_job_finished"),
+            models.Index(fields=["task_path", "finished_at"], name="dj_queue_job_task_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path} [{self.id}]"

@@ -1,0 +1,249 @@
+"""Job transitions: enqueue, finish, fail, retry and discard."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from ..exceptions import JobStateError
+from ..ids import parse_job_id
+from ..models import ClaimedExecution, FailedExecution, Job, ReadyExecution, ScheduledExecution
+from .routing import queue_database_alias
+from .transactions import in_transaction
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One validated task call, ready to be written."""
+
+    id: uuid.UUID
+    backend_alias: str
+    task_path: str
+    queue_name: str
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    run_after: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """What one failed attempt left behind."""
+
+    exception_class_path: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> JobError:
+        import traceback
+
+        kind = type(exc)
+        return cls(
+            exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
+            message=str(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+
+    def as_task_error(self) -> dict[str, str]:
+        return {"exception_class_path": self.exception_class_path, "traceback": self.traceback}
+
+
+def enqueue_jobs(alias: str, new_jobs: Sequence[NewJob], now: datetime) -> list[Job]:
+    """Write jobs with their first state row: scheduled when ``run_after`` is
+    still ahead of ``now``, ready otherwise. All or nothing."""
+    jobs = [
+        Job(
+            id=new.id,
+            backend_alias=new.backend_alias,
+            task_path=new.task_path,
+            queue_name=new.queue_name,
+            priority=new.priority,
+            args=new.args,
+            kwargs=new.kwargs,
+            run_after=new.run_after,
+            enqueued_at=now,
+            worker_ids=[],
+            errors=[],
+        )
+        for new in new_jobs
+    ]
+
+    def write() -> list[Job]:
+        Job.objects.using(alias).bulk_create(jobs)
+        _make_ready_or_scheduled(alias, jobs, now)
+        return jobs
+
+    return in_transaction(alias, write)
+
+
+def _make_ready_or_scheduled(alias: str, jobs: Iterable[Job], now: datetime) -> None:
+    ready = []
+    scheduled = []
+    for job in jobs:
+        if job.run_after is not None and job.run_after > now:
+            scheduled.append(
+                ScheduledExecution(
+                    job_id=job.id,
+                    queue_name=job.queue_name,
+                    priority=job.priority,
+                    scheduled_at=job.run_after,
+                    created_at=now,
+                )
+            )
+        else:
+            ready.append(
+                ReadyExecution(
+                    job_id=job.id, queue_name=job.queue_name, priority=job.priority, created_at=now
+                )
+            )
+    if ready:
+        ReadyExecution.objects.using(alias).bulk_create(ready)
+    if scheduled:
+        ScheduledExecution.objects.using(alias).bulk_create(scheduled)
+
+
+def complete_job(
+    alias: str,
+    job_id: uuid.UUID,
+    process_id: int,
+    return_value: Any,
+    *,
+    preserve: bool,
+    now: datetime | None = None,
+) -> bool:
+    """Mark a claimed job successful, or delete it when finished jobs are not kept.
+
+    Returns False, changing nothing, when ``process_id`` no longer holds the
+    claim (the job was recovered from a process presumed dead).
+    """
+    finished_at = now or timezone.now()
+
+    def write() -> bool:
+        if not _release_claim(alias, job_id, process_id):
+            return False
+        jobs = Job.objects.using(alias).filter(pk=job_id)
+        if preserve:
+            jobs.update(finished_at=finished_at, return_value=return_value)
+        else:
+            jobs._raw_delete(alias)  # no state rows are left to cascade to
+        return True
+
+    return in_transaction(alias, write)
+
+
+def fail_job(
+    alias: str,
+    job_id: uuid.UUID,
+    process_id: int,
+    error: JobError,
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Move a claimed job to failed, keeping the error; False if the claim is gone."""
+    failed_at = now or timezone.now()
+
+    def write() -> bool:
+        if not _release_claim(alias, job_id, process_id):
+            return False
+        _record_failure(alias, job_id, error, failed_at)
+        return True
+
+    return in_transaction(alias, write)
+
+
+def fail_claims(alias: str, claims: Iterable[ClaimedExecution], error: JobError) -> int:
+    """Fail claimed jobs whose process is gone. Runs inside the caller's transaction."""
+    failed_at = timezone.now()
+    count = 0
+    for claim in claims:
+        ClaimedExecution.objects.using(alias).filter(pk=claim.pk)._raw_delete(alias)
+        _record_failure(alias, claim.job_id, error, failed_at)
+        count += 1
+    return count
+
+
+def _release_claim(alias: str, job_id: uuid.UUID, process_id: int) -> bool:
+    deleted = (
+        ClaimedExecution.objects.using(alias)
+        .filter(job_id=job_id, process_id=process_id)
+        ._raw_delete(alias)
+    )
+    return bool(deleted)
+
+
+def _record_failure(alias: str, job_id: uuid.UUID, error: JobError, failed_at: datetime) -> None:
+    errors = (
+        Job.objects.using(alias).select_for_update().filter(pk=job_id).values_list("errors", flat=True)
+    )
+    history = list(errors[0] or []) if errors else []
+    history.append(error.as_task_error())
+    Job.objects.using(alias).filter(pk=job_id).update(finished_at=failed_at, errors=history)
+    FailedExecution.objects.using(alias).create(
+        job_id=job_id,
+        exception_class=error.exception_class_path[:255],
+        message=error.message,
+        traceback=error.traceback,
+        created_at=failed_at,
+    )
+
+
+def _failed_job_id(job_id: object) -> uuid.UUID:
+    parsed = parse_job_id(job_id)
+    if parsed is None:
+        raise JobStateError(f"{job_id!r} is not a dj_queue job id.")
+    return parsed
+
+
+def retry_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> Job:
+    """Put a failed job back in its queue as ready; its error history stays.
+
+    Raises JobStateError when the job does not exist or is not failed.
+    """
+    alias = using or queue_database_alias()
+    parsed = _failed_job_id(job_id)
+
+    def write() -> Job:
+        failure = _lock_failure(alias, parsed)
+        now = timezone.now()
+        failure.delete(using=alias)
+        job = Job.objects.using(alias).get(pk=parsed)
+        job.finished_at = None
+        job.save(using=alias, update_fields=["finished_at"])
+        ReadyExecution.objects.using(alias).create(
+            job_id=job.id, queue_name=job.queue_name, priority=job.priority, created_at=now
+        )
+        return job
+
+    return in_transaction(alias, write)
+
+
+def discard_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> None:
+    """Delete a failed job and its failure for good.
+
+    Raises JobStateError when the job does not exist or is not failed.
+    """
+    alias = using or queue_database_alias()
+    parsed = _failed_job_id(job_id)
+
+    def write() -> None:
+        failure = _lock_failure(alias, parsed)
+        failure.delete(using=alias)
+        Job.objects.using(alias).filter(pk=parsed)._raw_delete(alias)
+
+    in_transaction(alias, write)
+
+
+def _lock_failure(alias: str, job_id: uuid.UUID) -> FailedExecution:
+    failure = (
+        FailedExecution.objects.using(alias).select_for_update().filter(job_id=job_id).first()
+    )
+    if failure is None:
+        state = "does not exist" if not Job.objects.using(alias).filter(pk=job_id).exists() else "is not failed"
+        raise JobStateError(f"Job {job_id} {state}; only failed jobs can be retried or discarded.")
+    return failure

@@ -1,0 +1,35 @@
+"""Promoting scheduled jobs whose time has come."""
+
+from __future__ import annotations
+
+from django.db import connections
+from django.utils import timezone
+
+from ..db import get_driver
+from ..models import ReadyExecution
+from .transactions import in_transaction
+
+
+def promote_due_jobs(alias: str, *, batch_size: int, skip_locked: bool = True) -> int:
+    """Move up to ``batch_size`` due scheduled jobs to ready; returns how many."""
+    driver = get_driver(alias)
+
+    def promote() -> int:
+        now = timezone.now()
+        with connections[alias].cursor() as cursor:
+            due = driver.take_due_scheduled(cursor, now, batch_size, skip_locked)
+        if due:
+            ReadyExecution.objects.using(alias).bulk_create(
+                [
+                    ReadyExecution(
+                        job_id=row.job_id,
+                        queue_name=row.queue_name,
+                        priority=row.priority,
+                        created_at=now,
+                    )
+                    for row in due
+                ]
+            )
+        return len(due)
+
+    return in_transaction(alias, promote)

@@ -1,0 +1,51 @@
+"""Turning stored jobs into ``django.tasks.TaskResult`` objects."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.base import TaskError
+
+from .models import Job
+from .tasks_registry import resolve_task
+
+
+def task_for_job(job: Job, task: Task | None = None) -> Task:
+    """The Task as it was enqueued: the registered Task with the job's options."""
+    task = task or resolve_task(job.task_path)
+    if (
+        task.priority == job.priority
+        and task.queue_name == job.queue_name
+        and task.run_after == job.run_after
+        and task.backend == job.backend_alias
+    ):
+        return task
+    return dataclasses.replace(
+        task,
+        priority=job.priority,
+        queue_name=job.queue_name,
+        run_after=job.run_after,
+        backend=job.backend_alias,
+    )
+
+
+def build_result(job: Job, status: TaskResultStatus, task: Task | None = None) -> TaskResult:
+    result = TaskResult(
+        task=task_for_job(job, task),
+        id=str(job.id),
+        status=status,
+        enqueued_at=job.enqueued_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        last_attempted_at=job.last_attempted_at,
+        args=list(job.args),
+        kwargs=dict(job.kwargs),
+        backend=job.backend_alias,
+        errors=[TaskError(**error) for error in job.errors or []],
+        worker_ids=list(job.worker_ids or []),
+    )
+    if status == TaskResultStatus.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", job.return_value)
+    return result
+

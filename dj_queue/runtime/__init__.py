@@ -1,0 +1,1 @@
+"""Long-running processes that call the operations layer: supervisor, workers, dispatchers."""

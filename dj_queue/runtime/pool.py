@@ -1,0 +1,69 @@
+"""A fixed set of daemon threads that run claimed jobs.
+
+Daemon threads, unlike ``concurrent.futures``, never hold the process open: when
+a shutdown times out, a job still running is abandoned (and failed by the
+deregistration) instead of blocking exit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from .connections import close_thread_connections
+
+T = TypeVar("T")
+
+
+class ExecutionPool(Generic[T]):
+    def __init__(
+        self, size: int, run: Callable[[T], None], on_done: Callable[[], None], name: str
+    ) -> None:
+        self.size = size
+        self._run = run
+        self._on_done = on_done
+        self._queue: queue.SimpleQueue[T | None] = queue.SimpleQueue()
+        self._busy = 0
+        self._lock = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"{name}-{index}", daemon=True)
+            for index in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def idle(self) -> int:
+        with self._lock:
+            return self.size - self._busy
+
+    def submit(self, item: T) -> None:
+        with self._lock:
+            if self._busy >= self.size:
+                raise RuntimeError("ExecutionPool.submit: no idle thread")
+            self._busy += 1
+        self._queue.put(item)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job runs; False if some still run after ``timeout``."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._busy == 0, timeout)
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def _serve(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                try:
+                    self._run(item)
+                finally:
+                    with self._lock:
+                        self._busy -= 1
+                        self._lock.notify_all()
+                    self._on_done()
+        finally:
+            close_thread_connections()

@@ -1,0 +1,94 @@
+"""Workers claim ready jobs and run them on a pool of threads."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..config import QueueConfig, WorkerConfig
+from ..models import Job
+from ..operations.claims import claim_jobs
+from .actor import Actor
+from .execution import ExecutionContext, execute_job
+from .pool import ExecutionPool
+
+logger = logging.getLogger("dj_queue")
+
+
+class Worker(Actor):
+    kind = "worker"
+
+    def __init__(
+        self,
+        *,
+        backend_alias: str,
+        config: QueueConfig,
+        worker: WorkerConfig,
+        supervisor_id: int | None = None,
+    ) -> None:
+        super().__init__(backend_alias=backend_alias, config=config, supervisor_id=supervisor_id)
+        self.worker = worker
+        self._pool: ExecutionPool[Job] | None = None
+        # Set while every thread is busy: a finishing job then wakes the claim loop.
+        self._saturated = False
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "queues": list(self.worker.queues),
+            "threads": self.worker.threads,
+            "polling_interval": self.worker.polling_interval,
+        }
+
+    def _job_done(self) -> None:
+        if self._saturated:
+            self.wake()
+
+    def _pool_or_start(self) -> ExecutionPool[Job]:
+        if self._pool is None:
+            context = ExecutionContext(
+                alias=self.alias,
+                process_id=self._process_id(),
+                preserve_finished_jobs=self.config.preserve_finished_jobs,
+                stopping=lambda: self.stopping,
+            )
+            self._pool = ExecutionPool(
+                self.worker.threads,
+                lambda job: execute_job(job, context),
+                self._job_done,
+                name=self.name,
+            )
+        return self._pool
+
+    def step(self) -> None:
+        pool = self._pool_or_start()
+        idle = pool.idle
+        if idle == 0:
+            self._saturated = True
+            self.sleep(self.worker.polling_interval)
+            return
+        jobs = claim_jobs(
+            self.alias,
+            process_id=self._process_id(),
+            worker_id=self.name,
+            selectors=self.worker.queues,
+            limit=idle,
+            skip_locked=self.config.use_skip_locked,
+        )
+        for job in jobs:
+            pool.submit(job)
+        self._saturated = len(jobs) == idle
+        if not self._saturated:
+            self.sleep(self.worker.polling_interval)
+
+    def shutdown(self) -> None:
+        if self._pool is None:
+            return
+        timeout = self.config.shutdown_timeout
+        if not self._pool.wait_idle(timeout):
+            self.clean_exit = False
+            logger.warning(
+                "dj_queue: worker %s still had jobs running after shutdown_timeout (%gs)",
+                self.name,
+                timeout,
+            )
+        self._pool.close()

@@ -1,0 +1,67 @@
+"""Resolving a stored task path to the ``django.tasks.Task`` it names.
+
+Every Task bound to a dj_queue backend passes through ``validate_task`` when its
+module is imported, and is remembered here; a worker then finds it without
+importing anything. A path not seen yet is imported only when its module lies in
+the package of an installed Django app, and whatever it names must be a Task:
+a stored row can never make a worker import or call arbitrary code.
+"""
+
+import importlib
+import sys
+import threading
+from typing import Any
+
+from django.apps import apps
+from django.tasks import Task
+
+from .exceptions import TaskNotResolvable
+
+_known: dict[str, Task] = {}
+_lock = threading.Lock()
+
+
+def remember(task: Task) -> None:
+    path = task.module_path
+    if path not in _known:
+        with _lock:
+            _known.setdefault(path, task)
+
+
+def _installed_packages() -> set[str]:
+    return {config.name.split(".")[0] for config in apps.get_app_configs()}
+
+
+def _import_module(module_path: str, task_path: str) -> Any:
+    module = sys.modules.get(module_path)
+    if module is not None:
+        return module
+    if module_path.split(".")[0] not in _installed_packages():
+        raise TaskNotResolvable(
+            f"Task path {task_path!r} is outside every installed app's package; dj_queue "
+            "only imports task modules of apps in INSTALLED_APPS. Move the task into an "
+            "installed app or import its module at startup."
+        )
+    try:
+        return importlib.import_module(module_path)
+    except ImportError as exc:
+        raise TaskNotResolvable(f"Task path {task_path!r}: cannot import {module_path!r}: {exc}") from exc
+
+
+def resolve_task(task_path: str) -> Task:
+    """The Task stored as ``task_path``, or TaskNotResolvable."""
+    task = _known.get(task_path)
+    if task is not None:
+        return task
+    module_path, _, attribute = task_path.rpartition(".")
+    if not module_path or not attribute:
+        raise TaskNotResolvable(f"Task path {task_path!r} is not a dotted path.")
+    module = _import_module(module_path, task_path)
+    # Importing the module may have registered it through validate_task.
+    found = _known.get(task_path, getattr(module, attribute, None))
+    if not isinstance(found, Task):
+        raise TaskNotResolvable(
+            f"Task path {task_path!r} does not name a django.tasks.Task "
+            f"(found {type(found).__name__})."
+        )
+    return found

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.tasks import task_backends
+
+from dj_queue.operations.processes import register_process
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def backend():
+    return task_backends["default"]
+
+
+@pytest.fixture
+def worker_process(db):
+    """A registered worker process row to claim jobs for."""
+    return register_process("default", kind="worker", name="test-worker", backend_alias="default")
+
+
+class Runtime:
+    """A real ``manage.py dj_queue`` subprocess against the test database."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.output_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"dj_queue_rt_{os.getpid()}_{time.monotonic_ns()}.log"
+        self.output = self.output_path.open("w+")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "django", "dj_queue", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        self.output.flush()
+        return self.output_path.read_text()
+
+    def wait_for_log(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in runtime output:\n{self.log()}")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.output.close()
+        self.output_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def start_runtime(transactional_db) -> Iterator:
+    """Start ``manage.py dj_queue`` subprocesses that see this test's database."""
+    runtimes: list[Runtime] = []
+
+    def start(*args: str, extra_env: dict[str, str] | None = None) -> Runtime:
+        env = dict(os.environ)
+        env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+        env["DJ_QUEUE_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+        env["PYTHONPATH"] = str(ROOT)
+        env.update(extra_env or {})
+        runtime = Runtime(list(args), env)
+        runtimes.append(runtime)
+        runtime.wait_for_log("worker") if "--only-dispatch" not in args else None
+        return runtime
+
+    yield start
+    for runtime in runtimes:
+        runtime.close()
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(message or f"condition not met within {timeout}s")
