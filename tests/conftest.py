@@ -90,7 +90,8 @@ def start_runtime(transactional_db) -> Iterator:
         env.update(extra_env or {})
         runtime = Runtime(list(args), env)
         runtimes.append(runtime)
-        runtime.wait_for_log("worker") if "--only-dispatch" not in args else None
+        kind = "dispatcher" if "--only-dispatch" in args else "worker"
+        runtime.wait_for_log(f"dj_queue: {kind} {kind}-")
         return runtime
 
     yield start
