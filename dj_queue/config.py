@@ -224,7 +224,9 @@ def _priority(value: Any, where: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not -100 <= value <= 100:
-        raise ConfigurationError(f"{where}: expected a whole number from -100 to 100, got {value!r}.")
+        raise ConfigurationError(
+            f"{where}: expected a whole number from -100 to 100, got {value!r}."
+        )
     return value
 
 

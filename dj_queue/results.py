@@ -31,7 +31,7 @@ def task_for_job(job: Job, task: Task | None = None) -> Task:
 
 
 def build_result(job: Job, status: TaskResultStatus, task: Task | None = None) -> TaskResult:
-    result = TaskResult(
+    result: TaskResult = TaskResult(
         task=task_for_job(job, task),
         id=str(job.id),
         status=status,
@@ -48,4 +48,3 @@ def build_result(job: Job, status: TaskResultStatus, task: Task | None = None) -
     if status == TaskResultStatus.SUCCESSFUL:
         object.__setattr__(result, "_return_value", job.return_value)
     return result
-

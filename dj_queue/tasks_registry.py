@@ -45,7 +45,9 @@ def _import_module(module_path: str, task_path: str) -> Any:
     try:
         return importlib.import_module(module_path)
     except ImportError as exc:
-        raise TaskNotResolvable(f"Task path {task_path!r}: cannot import {module_path!r}: {exc}") from exc
+        raise TaskNotResolvable(
+            f"Task path {task_path!r}: cannot import {module_path!r}: {exc}"
+        ) from exc
 
 
 def resolve_task(task_path: str) -> Task:

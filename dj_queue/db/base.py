@@ -94,9 +94,7 @@ class Driver:
         skipping paused queues, best priority first, then oldest."""
         condition, params = self.selector_condition(selector)
         queue = self.q("queue_name")
-        where = (
-            f"{condition} AND {queue} NOT IN (SELECT {queue} FROM {self.pause_table})"
-        )
+        where = f"{condition} AND {queue} NOT IN (SELECT {queue} FROM {self.pause_table})"
         order = f"{self.q('priority')} DESC, {self.q('id')} ASC"
         return self._take(cursor, self.ready_table, where, params, order, limit, skip_locked)
 

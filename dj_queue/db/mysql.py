@@ -19,5 +19,5 @@ class MySQLDriver(Driver):
 
     def is_transient(self, exc: BaseException) -> bool:
         cause = exc.__cause__ or exc
-        args = getattr(cause, "args", ())
+        args: tuple[object, ...] = getattr(cause, "args", ())
         return bool(args) and args[0] in _TRANSIENT_CODES

@@ -23,15 +23,15 @@ class ReadyExecution(models.Model):
         db_table = "dj_queue_ready_execution"
         indexes = [
             # Claim order inside one queue (or a prefix range) and across all queues.
-            models.Index(fields=["queue_name", "-priority", "id"], name="dj_queue_ready_queue_order"),
+            models.Index(
+                fields=["queue_name", "-priority", "id"], name="dj_queue_ready_queue_order"
+            ),
             models.Index(fields=["-priority", "id"], name="dj_queue_ready_order"),
         ]
 
 
 class ScheduledExecution(models.Model):
-    job = models.OneToOneField(
-        Job, on_delete=models.CASCADE, related_name="scheduled_execution"
-    )
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="scheduled_execution")
     queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
     priority = models.SmallIntegerField(default=0)
     scheduled_at = models.DateTimeField()

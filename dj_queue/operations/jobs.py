@@ -179,7 +179,10 @@ def _release_claim(alias: str, job_id: uuid.UUID, process_id: int) -> bool:
 
 def _record_failure(alias: str, job_id: uuid.UUID, error: JobError, failed_at: datetime) -> None:
     errors = (
-        Job.objects.using(alias).select_for_update().filter(pk=job_id).values_list("errors", flat=True)
+        Job.objects.using(alias)
+        .select_for_update()
+        .filter(pk=job_id)
+        .values_list("errors", flat=True)
     )
     history = list(errors[0] or []) if errors else []
     history.append(error.as_task_error())
@@ -240,10 +243,12 @@ def discard_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> 
 
 
 def _lock_failure(alias: str, job_id: uuid.UUID) -> FailedExecution:
-    failure = (
-        FailedExecution.objects.using(alias).select_for_update().filter(job_id=job_id).first()
-    )
+    failure = FailedExecution.objects.using(alias).select_for_update().filter(job_id=job_id).first()
     if failure is None:
-        state = "does not exist" if not Job.objects.using(alias).filter(pk=job_id).exists() else "is not failed"
+        state = (
+            "does not exist"
+            if not Job.objects.using(alias).filter(pk=job_id).exists()
+            else "is not failed"
+        )
         raise JobStateError(f"Job {job_id} {state}; only failed jobs can be retried or discarded.")
     return failure

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from functools import partial
 import socket
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet

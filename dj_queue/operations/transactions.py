@@ -19,7 +19,7 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 6
 
 
-def in_transaction(alias: str, operation: Callable[[], T]) -> T:
+def in_transaction[T](alias: str, operation: Callable[[], T]) -> T:
     """Run ``operation`` in one transaction on ``alias``.
 
     Deadlocks, serialization failures and SQLite's "database is locked" are

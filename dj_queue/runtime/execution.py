@@ -81,7 +81,9 @@ def execute_job(job: Job, context: ExecutionContext) -> None:
 
 def _call(task: Task, task_result: TaskResult) -> Any:
     if task.takes_context:
-        return task.call(TaskContext(task_result=task_result), *task_result.args, **task_result.kwargs)
+        return task.call(
+            TaskContext(task_result=task_result), *task_result.args, **task_result.kwargs
+        )
     return task.call(*task_result.args, **task_result.kwargs)
 
 

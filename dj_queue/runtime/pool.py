@@ -10,14 +10,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from .connections import close_thread_connections
 
 T = TypeVar("T")
 
 
-class ExecutionPool(Generic[T]):
+class ExecutionPool[T]:
     def __init__(
         self, size: int, run: Callable[[T], None], on_done: Callable[[], None], name: str
     ) -> None:
