@@ -32,7 +32,10 @@ class Runtime:
     """A real ``manage.py dj_queue`` subprocess against the test database."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.output_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"dj_queue_rt_{os.getpid()}_{time.monotonic_ns()}.log"
+        self.output_path = (
+            Path(os.environ.get("TMPDIR", "/tmp"))
+            / f"dj_queue_rt_{os.getpid()}_{time.monotonic_ns()}.log"
+        )
         self.output = self.output_path.open("w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "django", "dj_queue", *args],

@@ -24,7 +24,9 @@ STATE_TABLES = {
 
 def job_states(using: str = "default") -> dict[str, list[str]]:
     """Every job id with the names of the state tables holding a row for it."""
-    states: dict[str, list[str]] = {str(pk): [] for pk in Job.objects.using(using).values_list("pk", flat=True)}
+    states: dict[str, list[str]] = {
+        str(pk): [] for pk in Job.objects.using(using).values_list("pk", flat=True)
+    }
     for name, model in STATE_TABLES.items():
         for job_id in model.objects.using(using).values_list("job_id", flat=True):
             states.setdefault(str(job_id), []).append(name)
@@ -33,7 +35,11 @@ def job_states(using: str = "default") -> dict[str, list[str]]:
 
 def state_of(job_id, using: str = "default") -> str:
     """One word for where a job stands: a state table's name, 'finished' or 'missing'."""
-    names = [name for name, model in STATE_TABLES.items() if model.objects.using(using).filter(job_id=job_id).exists()]
+    names = [
+        name
+        for name, model in STATE_TABLES.items()
+        if model.objects.using(using).filter(job_id=job_id).exists()
+    ]
     assert len(names) <= 1, f"job {job_id} is in {names}"
     if names:
         return names[0]
@@ -54,7 +60,9 @@ def assert_invariants(using: str = "default") -> Counter[str]:
         assert job_id in finished, f"state rows {names} for missing job {job_id}"
         assert len(names) <= 1, f"job {job_id} is in several states: {names}"
         if not names:
-            assert finished[job_id] is not None, f"job {job_id} has no state row and is not finished"
+            assert finished[job_id] is not None, (
+                f"job {job_id} has no state row and is not finished"
+            )
             counts["finished"] += 1
         else:
             if names[0] == "failed":

@@ -4,6 +4,7 @@
 The suite creates and drops its own test database on each.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -14,7 +15,8 @@ DATABASE = os.environ.get("DJ_QUEUE_TEST_DB", "sqlite")
 TEST_DATABASE_NAME = os.environ.get("DJ_QUEUE_TEST_DB_NAME")
 
 SQLITE_PATH = os.environ.get(
-    "DJ_QUEUE_SQLITE_PATH", str(Path(tempfile.gettempdir()) / f"dj_queue_test_{os.getpid()}.sqlite3")
+    "DJ_QUEUE_SQLITE_PATH",
+    str(Path(tempfile.gettempdir()) / f"dj_queue_test_{os.getpid()}.sqlite3"),
 )
 
 if DATABASE == "sqlite":
@@ -82,6 +84,9 @@ TASKS = {
         },
     },
 }
+
+# End-to-end tests start runtimes with other options: a JSON mapping merged over OPTIONS.
+TASKS["default"]["OPTIONS"].update(json.loads(os.environ.get("DJ_QUEUE_TEST_OPTIONS", "{}")))
 
 LOGGING = {
     "version": 1,
