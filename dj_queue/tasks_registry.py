@@ -33,16 +33,18 @@ def _installed_packages() -> set[str]:
 
 
 def _import_module(module_path: str, task_path: str) -> Any:
-    module = sys.modules.get(module_path)
-    if module is not None:
-        return module
-    if module_path.split(".")[0] not in _installed_packages():
+    # A module already imported is no new code to run; anything else must
+    # belong to an installed app.
+    if module_path not in sys.modules and module_path.split(".")[0] not in _installed_packages():
         raise TaskNotResolvable(
             f"Task path {task_path!r} is outside every installed app's package; dj_queue "
             "only imports task modules of apps in INSTALLED_APPS. Move the task into an "
             "installed app or import its module at startup."
         )
     try:
+        # Even for a module in sys.modules: import_module waits while another
+        # thread is still executing it, where sys.modules would hand out a
+        # half-initialised module.
         return importlib.import_module(module_path)
     except ImportError as exc:
         raise TaskNotResolvable(
