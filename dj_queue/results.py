@@ -7,6 +7,7 @@ import dataclasses
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 
+from .exceptions import InvalidPayload
 from .models import Job
 from .tasks_registry import resolve_task
 
@@ -31,6 +32,11 @@ def task_for_job(job: Job, task: Task | None = None) -> Task:
 
 
 def build_result(job: Job, status: TaskResultStatus, task: Task | None = None) -> TaskResult:
+    if not isinstance(job.args, list) or not isinstance(job.kwargs, dict):
+        raise InvalidPayload(
+            f"Job {job.id} holds malformed arguments: args must be a JSON array and kwargs "
+            "a JSON object."
+        )
     result: TaskResult = TaskResult(
         task=task_for_job(job, task),
         id=str(job.id),

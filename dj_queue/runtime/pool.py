@@ -7,14 +7,13 @@ deregistration) instead of blocking exit.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import TypeVar
-
 from .connections import close_thread_connections
 
-T = TypeVar("T")
+logger = logging.getLogger("dj_queue")
 
 
 class ExecutionPool[T]:
@@ -60,6 +59,12 @@ class ExecutionPool[T]:
             while (item := self._queue.get()) is not None:
                 try:
                     self._run(item)
+                except Exception:
+                    # ``run`` records job outcomes itself; reaching here is a bug,
+                    # and the thread must outlive it.
+                    logger.exception(
+                        "dj_queue: unexpected error in %s", threading.current_thread().name
+                    )
                 finally:
                     with self._lock:
                         self._busy -= 1
