@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+
 from .connections import close_thread_connections
 
 logger = logging.getLogger("dj_queue")
