@@ -71,22 +71,23 @@ INSTALLED_APPS = [
 DATABASE_ROUTERS = ["dj_queue.routers.DjQueueRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+OPTIONS = {
+    "workers": [{"queues": ["*"], "threads": 4, "polling_interval": 0.05}],
+    "dispatchers": [{"batch_size": 100, "polling_interval": 0.1}],
+    "process_heartbeat_interval": 1,
+    "process_alive_threshold": 5,
+    "shutdown_timeout": 5,
+}
+# End-to-end tests start runtimes with other options: a JSON mapping merged over OPTIONS.
+OPTIONS.update(json.loads(os.environ.get("DJ_QUEUE_TEST_OPTIONS", "{}")))
+
 TASKS = {
     "default": {
         "BACKEND": "dj_queue.backend.DjQueueBackend",
         "QUEUES": [],
-        "OPTIONS": {
-            "workers": [{"queues": ["*"], "threads": 4, "polling_interval": 0.05}],
-            "dispatchers": [{"batch_size": 100, "polling_interval": 0.1}],
-            "process_heartbeat_interval": 1,
-            "process_alive_threshold": 5,
-            "shutdown_timeout": 5,
-        },
+        "OPTIONS": OPTIONS,
     },
 }
-
-# End-to-end tests start runtimes with other options: a JSON mapping merged over OPTIONS.
-TASKS["default"]["OPTIONS"].update(json.loads(os.environ.get("DJ_QUEUE_TEST_OPTIONS", "{}")))
 
 LOGGING = {
     "version": 1,
