@@ -17,7 +17,7 @@ def send_task_signal(signal: Signal, sender: type, task_result: TaskResult) -> N
     for receiver, response in signal.send_robust(sender, task_result=task_result):
         if isinstance(response, BaseException):
             logger.error(
-                "dj_queue: signal receiver %r raised for task result %s",
+                "signal receiver %r raised for task result %s",
                 receiver,
                 task_result.id,
                 exc_info=response,

@@ -92,6 +92,7 @@ TASKS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"named": {"format": "%(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "named"}},
     "loggers": {"dj_queue": {"handlers": ["console"], "level": "INFO"}},
 }

@@ -40,6 +40,6 @@ def in_transaction[T](alias: str, operation: Callable[[], T]) -> T:
             if attempt == MAX_ATTEMPTS or not driver.is_transient(exc):
                 raise
             delay = min(0.5, 0.01 * 2**attempt) * (0.5 + random.random())
-            logger.debug("dj_queue: transient conflict (%s), retrying in %.3fs", exc, delay)
+            logger.debug("transient conflict (%s), retrying in %.3fs", exc, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")

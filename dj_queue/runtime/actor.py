@@ -71,7 +71,7 @@ class Actor:
             if not self._register():
                 return
             self._start_heartbeat()
-            logger.info("dj_queue: %s %s started %s", self.kind, self.name, self.metadata())
+            logger.info("%s %s started %s", self.kind, self.name, self.metadata())
             self._loop()
         finally:
             try:
@@ -79,7 +79,7 @@ class Actor:
             finally:
                 self._deregister()
                 close_thread_connections()
-                logger.info("dj_queue: %s %s stopped", self.kind, self.name)
+                logger.info("%s %s stopped", self.kind, self.name)
 
     def _loop(self) -> None:
         failures = 0
@@ -101,7 +101,7 @@ class Actor:
 
     def _on_error(self, exc: Exception, context: str) -> None:
         if isinstance(exc, DatabaseError | InterfaceError):
-            logger.warning("dj_queue: database error in %s: %s", context, exc)
+            logger.warning("database error in %s: %s", context, exc)
             drop_broken_connections()
         else:
             report_thread_error(exc, self.config.on_thread_error, context)
@@ -135,7 +135,7 @@ class Actor:
             if failed:
                 self.clean_exit = False
                 logger.warning(
-                    "dj_queue: %s %s stopped with %d job(s) unfinished; they are failed",
+                    "%s %s stopped with %d job(s) unfinished; they are failed",
                     self.kind,
                     self.name,
                     failed,
@@ -162,7 +162,7 @@ class Actor:
                     self._on_error(exc, f"heartbeat of {self.kind} {self.name}")
                     if time.monotonic() - last_beat > self.config.process_alive_threshold:
                         logger.error(
-                            "dj_queue: %s %s could not heartbeat for %.0fs and is presumed "
+                            "%s %s could not heartbeat for %.0fs and is presumed "
                             "dead elsewhere; stopping",
                             self.kind,
                             self.name,
@@ -172,7 +172,7 @@ class Actor:
                     continue
                 if not alive:
                     logger.error(
-                        "dj_queue: %s %s was pruned as dead by another process; stopping",
+                        "%s %s was pruned as dead by another process; stopping",
                         self.kind,
                         self.name,
                     )

@@ -19,10 +19,10 @@ def _handler(path: str) -> Callable[[BaseException], object]:
 
 def report_thread_error(exc: BaseException, on_thread_error: str | None, context: str) -> None:
     """Log ``exc`` and hand it to the configured ``on_thread_error`` callable."""
-    logger.error("dj_queue: error in %s: %s", context, exc, exc_info=exc)
+    logger.error("error in %s: %s", context, exc, exc_info=exc)
     if on_thread_error is None:
         return
     try:
         _handler(on_thread_error)(exc)
     except Exception:
-        logger.exception("dj_queue: on_thread_error handler %r raised", on_thread_error)
+        logger.exception("on_thread_error handler %r raised", on_thread_error)

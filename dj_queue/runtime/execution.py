@@ -44,7 +44,7 @@ def execute_job(job: Job, context: ExecutionContext) -> None:
         # the job, never the worker.
         error = JobError.from_exception(exc)
         _record(context, lambda: fail_job(context.alias, job.id, context.process_id, error))
-        logger.error("dj_queue: job %s (%s) cannot run: %s", job.id, job.task_path, exc)
+        logger.error("job %s (%s) cannot run: %s", job.id, job.task_path, exc)
         return
 
     sender = type(task.get_backend())
@@ -104,15 +104,15 @@ def _record(context: ExecutionContext, write: Callable[[], bool]) -> None:
         try:
             if not write():
                 logger.warning(
-                    "dj_queue: a job's claim was taken back before it finished "
+                    "a job's claim was taken back before it finished "
                     "(its process was presumed dead); the outcome was not recorded"
                 )
             return
         except (DatabaseError, InterfaceError) as exc:
             drop_broken_connections()
             if context.stopping():
-                logger.error("dj_queue: could not record a job's outcome: %s", exc)
+                logger.error("could not record a job's outcome: %s", exc)
                 return
-            logger.warning("dj_queue: recording a job's outcome failed (%s); retrying", exc)
+            logger.warning("recording a job's outcome failed (%s); retrying", exc)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -64,7 +64,7 @@ class ExecutionPool[T]:
                     # ``run`` records job outcomes itself; reaching here is a bug,
                     # and the thread must outlive it.
                     logger.exception(
-                        "dj_queue: unexpected error in %s", threading.current_thread().name
+                        "unexpected error in %s", threading.current_thread().name
                     )
                 finally:
                     with self._lock:

@@ -100,11 +100,11 @@ class AsyncSupervisor(Actor):
 
     def _install_signal_handlers(self) -> None:
         def graceful(signum: int, frame: FrameType | None) -> None:
-            logger.info("dj_queue: received %s, stopping", signal.Signals(signum).name)
+            logger.info("received %s, stopping", signal.Signals(signum).name)
             self.stop()
 
         def immediate(signum: int, frame: FrameType | None) -> None:
-            logger.warning("dj_queue: received SIGQUIT, exiting at once")
+            logger.warning("received SIGQUIT, exiting at once")
             os._exit(1)
 
         signal.signal(signal.SIGTERM, graceful)
@@ -133,7 +133,7 @@ class AsyncSupervisor(Actor):
             exclude_id=self.process_id,
         )
         if pruned:
-            logger.warning("dj_queue: pruned %d dead process(es)", pruned)
+            logger.warning("pruned %d dead process(es)", pruned)
 
     def shutdown(self) -> None:
         for actor in self.actors:
@@ -144,4 +144,4 @@ class AsyncSupervisor(Actor):
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 self.clean_exit = False
-                logger.error("dj_queue: %s did not stop in time", thread.name)
+                logger.error("%s did not stop in time", thread.name)

@@ -87,7 +87,7 @@ class Worker(Actor):
         if not self._pool.wait_idle(timeout):
             self.clean_exit = False
             logger.warning(
-                "dj_queue: worker %s still had jobs running after shutdown_timeout (%gs)",
+                "worker %s still had jobs running after shutdown_timeout (%gs)",
                 self.name,
                 timeout,
             )
