@@ -107,14 +107,15 @@ def _positive_int(value: Any, where: str) -> int:
 
 
 def _seconds(value: Any, where: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    seconds = None
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = None
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
         raise ConfigurationError(f"{where}: expected a number of seconds above 0, got {value!r}.")
-    return float(value)
+    return seconds
 
 
 def _optional_seconds(value: Any, where: str) -> float | None:

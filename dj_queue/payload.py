@@ -1,56 +1,98 @@
 """The JSON data contract for task arguments and return values.
 
-Whatever is stored must come back equal: ``enqueue(...)`` and ``get_result(id)``
-describe the same call. ``normalize_json`` (what ``TaskResult`` applies) already
-turns tuples into lists and bytes into text; this module rejects what JSON would
-still change or what some database refuses to store.
+Whatever is stored must come back equal, on every supported database:
+``enqueue(...)`` and ``get_result(id)`` describe the same call. Values are
+normalised the way ``django.tasks`` does it (tuples become lists, UTF-8 bytes
+become text), then everything JSON or a database would change or refuse is
+rejected with an error that names where it sits, before anything is written.
 """
 
+import json
 import math
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
-from django.utils.json import normalize_json
-
 from .exceptions import InvalidPayload
+
+# MariaDB's JSON_VALID rejects documents nested more than 31 containers deep;
+# the limit holds everywhere so that a call valid on one database is valid on all.
+MAX_DEPTH = 31
 
 _FIX = "Pass only JSON values: str, int, float, bool, None, lists and dicts with str keys."
 
 
-def _check(value: Any, where: str) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
+def _text(value: str, where: str) -> str:
+    if "\x00" in value:
+        raise InvalidPayload(
+            f"{where}: contains a NUL character (\\x00), which PostgreSQL cannot store "
+            "in JSON. Remove it or encode the text (for example as base64)."
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
             raise InvalidPayload(
-                f"{where}: contains a NUL character (\\x00), which PostgreSQL cannot store "
-                "in JSON. Remove it or encode the text (for example as base64)."
+                f"{where}: contains {value[exc.start : exc.end]!r}, a lone surrogate that "
+                "is not valid UTF-8 and cannot be stored."
+            ) from None
+    return value
+
+
+def _float(value: float, where: str) -> float:
+    if not math.isfinite(value):
+        raise InvalidPayload(f"{where}: {value!r} is not a JSON number. {_FIX}")
+    # PostgreSQL's jsonb keeps numbers as exact decimals and writes them back
+    # without an exponent: 1e20 returns as the int 10**20, and 1.2345678901234567e19
+    # as a different number. Refuse what would not come back as the same float.
+    if "e" in repr(value):
+        returned = json.loads(format(Decimal(repr(value)), "f"))
+        if not isinstance(returned, float) or returned != value:
+            raise InvalidPayload(
+                f"{where}: the float {value!r} would come back from PostgreSQL as "
+                f"{returned!r}. Pass it as an int or a string."
             )
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidPayload(f"{where}: {value!r} is not a JSON number. {_FIX}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidPayload(
-                    f"{where}: key {key!r} is a {type(key).__name__}; JSON would turn it "
-                    f"into the string {str(key)!r}. {_FIX}"
-                )
-            _check(key, f"{where}[{key!r}]")
-            _check(item, f"{where}[{key!r}]")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check(item, f"{where}[{index}]")
+    return value
+
+
+def _normalize(value: Any, where: str, depth: int) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return _text(value, where)
+    if isinstance(value, float):
+        return _float(value, where)
+    if isinstance(value, bytes):
+        try:
+            return _text(value.decode("utf-8"), where)
+        except UnicodeDecodeError:
+            raise InvalidPayload(f"{where}: bytes that are not UTF-8 text. {_FIX}") from None
+    if isinstance(value, Mapping | Sequence):
+        if depth >= MAX_DEPTH:
+            raise InvalidPayload(
+                f"{where}: nested more than {MAX_DEPTH} lists or dicts deep, which MariaDB "
+                "cannot store. Flatten the structure."
+            )
+        if isinstance(value, Mapping):
+            normalized = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidPayload(
+                        f"{where}: key {key!r} is a {type(key).__name__}; JSON keys are "
+                        f"strings. {_FIX}"
+                    )
+                item_where = f"{where}[{key!r}]"
+                normalized[_text(key, item_where)] = _normalize(item, item_where, depth + 1)
+            return normalized
+        return [_normalize(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise InvalidPayload(f"{where}: a {type(value).__name__} is not a JSON value. {_FIX}")
 
 
 def normalize_payload(value: Any, where: str) -> Any:
-    """``value`` as stored and returned, or InvalidPayload naming what does not fit."""
-    try:
-        normalized = normalize_json(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidPayload(f"{where}: {exc}. {_FIX}") from exc
-    _check(normalized, where)
-    return normalized
+    """``value`` as it will be stored and returned, or InvalidPayload naming what
+    does not fit and where."""
+    return _normalize(value, where, 0)
 
 
 def normalize_arguments(args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
-    normalized_args = normalize_payload(list(args), "args")
-    normalized_kwargs = normalize_payload(dict(kwargs), "kwargs")
-    return normalized_args, normalized_kwargs
+    return normalize_payload(list(args), "args"), normalize_payload(dict(kwargs), "kwargs")
