@@ -15,20 +15,21 @@ from .tasks_registry import resolve_task
 def task_for_job(job: Job, task: Task | None = None) -> Task:
     """The Task as it was enqueued: the registered Task with the job's options."""
     task = task or resolve_task(job.task_path)
-    if (
-        task.priority == job.priority
-        and task.queue_name == job.queue_name
-        and task.run_after == job.run_after
-        and task.backend == job.backend_alias
-    ):
+    stored = {
+        "priority": job.priority,
+        "queue_name": job.queue_name,
+        "run_after": job.run_after,
+        "backend": job.backend_alias,
+    }
+    if all(getattr(task, name) == value for name, value in stored.items()):
         return task
-    return dataclasses.replace(
-        task,
-        priority=job.priority,
-        queue_name=job.queue_name,
-        run_after=job.run_after,
-        backend=job.backend_alias,
-    )
+    # Rebuilt field by field rather than with dataclasses.replace(), which would
+    # validate again: the call was valid when enqueued, and a later settings
+    # change (a queue leaving QUEUES) must not make its record unreadable.
+    rebuilt = object.__new__(type(task))
+    for field in dataclasses.fields(task):
+        object.__setattr__(rebuilt, field.name, stored.get(field.name, getattr(task, field.name)))
+    return rebuilt
 
 
 def build_result(job: Job, status: TaskResultStatus, task: Task | None = None) -> TaskResult:

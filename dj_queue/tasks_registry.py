@@ -46,7 +46,7 @@ def _import_module(module_path: str, task_path: str) -> Any:
         # thread is still executing it, where sys.modules would hand out a
         # half-initialised module.
         return importlib.import_module(module_path)
-    except ImportError as exc:
+    except Exception as exc:  # the module itself may fail in any way while importing
         raise TaskNotResolvable(
             f"Task path {task_path!r}: cannot import {module_path!r}: {exc}"
         ) from exc

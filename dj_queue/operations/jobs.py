@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,17 +42,26 @@ class JobError:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> JobError:
-        import traceback
-
         kind = type(exc)
+        try:
+            message = str(exc)
+        except Exception:
+            message = f"<unprintable {kind.__qualname__}>"
         return cls(
             exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
-            message=str(exc),
-            traceback="".join(traceback.format_exception(exc)),
+            message=_storable(message),
+            traceback=_storable("".join(traceback.format_exception(exc))),
         )
 
     def as_task_error(self) -> dict[str, str]:
         return {"exception_class_path": self.exception_class_path, "traceback": self.traceback}
+
+
+def _storable(text: str) -> str:
+    """``text`` with what no database can store (NUL, lone surrogates) escaped,
+    so that recording an error can never fail on the error's own text."""
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def enqueue_jobs(alias: str, new_jobs: Sequence[NewJob], now: datetime) -> list[Job]:

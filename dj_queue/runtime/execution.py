@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
+from ..db import get_driver
 from ..models import Job
 from ..operations.jobs import JobError, complete_job, fail_job
 from ..payload import normalize_payload
@@ -37,46 +38,64 @@ class ExecutionContext:
 def execute_job(job: Job, context: ExecutionContext) -> None:
     """Run ``job``'s task and record the outcome; never raises for the job's sake."""
     try:
-        task = resolve_task(job.task_path)
-        task_result = build_result(job, TaskResultStatus.RUNNING, task)
-    except Exception as exc:
-        # A row that names no task, or holds what the task cannot take, fails
-        # the job, never the worker.
-        error = JobError.from_exception(exc)
-        _record(context, lambda: fail_job(context.alias, job.id, context.process_id, error))
-        logger.error("job %s (%s) cannot run: %s", job.id, job.task_path, exc)
-        return
-
-    sender = type(task.get_backend())
-    send_task_signal(task_started, sender, task_result)
-    try:
-        value = _call(task, task_result)
-        return_value = normalize_payload(value, "return value")
-    except BaseException as exc:  # the task's own SystemExit fails its job too
-        error = JobError.from_exception(exc)
-        _record(context, lambda: fail_job(context.alias, job.id, context.process_id, error))
-        _mark(task_result, TaskResultStatus.FAILED)
-        task_result.errors.append(
-            TaskError(exception_class_path=error.exception_class_path, traceback=error.traceback)
-        )
-        # Sent inside the except block: Django's log receiver reads the active exception.
-        send_task_signal(task_finished, sender, task_result)
-    else:
-        _record(
-            context,
-            lambda: complete_job(
-                context.alias,
-                job.id,
-                context.process_id,
-                return_value,
-                preserve=context.preserve_finished_jobs,
-            ),
-        )
+        try:
+            task = resolve_task(job.task_path)
+            task_result = build_result(job, TaskResultStatus.RUNNING, task)
+        except BaseException as exc:
+            # A row that names no task, or holds what no task can take, fails
+            # the job, never the worker (a task module calling sys.exit() included).
+            _fail(context, job, exc)
+            logger.error("job %s (%s) cannot run: %s", job.id, job.task_path, exc)
+            return
+        sender = type(task.get_backend())
+        send_task_signal(task_started, sender, task_result)
+        try:
+            return_value = normalize_payload(_call(task, task_result), "return value")
+        except BaseException as exc:  # the task's own SystemExit fails its job too
+            _finish_failed(context, job, task_result, sender, exc)
+            return
+        try:
+            _record(
+                context,
+                lambda: complete_job(
+                    context.alias,
+                    job.id,
+                    context.process_id,
+                    return_value,
+                    preserve=context.preserve_finished_jobs,
+                ),
+            )
+        except DatabaseError as exc:  # the database refused to store the value
+            _finish_failed(context, job, task_result, sender, exc)
+            return
         _mark(task_result, TaskResultStatus.SUCCESSFUL)
         object.__setattr__(task_result, "_return_value", return_value)
         send_task_signal(task_finished, sender, task_result)
     finally:
         drop_broken_connections()
+
+
+def _fail(context: ExecutionContext, job: Job, exc: BaseException) -> JobError:
+    error = JobError.from_exception(exc)
+    _record(context, lambda: fail_job(context.alias, job.id, context.process_id, error))
+    return error
+
+
+def _finish_failed(
+    context: ExecutionContext,
+    job: Job,
+    task_result: TaskResult,
+    sender: type,
+    exc: BaseException,
+) -> None:
+    """Record a failure; called inside the ``except`` block that caught ``exc``,
+    as Django's log receiver for ``task_finished`` reads the active exception."""
+    error = _fail(context, job, exc)
+    _mark(task_result, TaskResultStatus.FAILED)
+    task_result.errors.append(
+        TaskError(exception_class_path=error.exception_class_path, traceback=error.traceback)
+    )
+    send_task_signal(task_finished, sender, task_result)
 
 
 def _call(task: Task, task_result: TaskResult) -> Any:
@@ -93,11 +112,12 @@ def _mark(task_result: TaskResult, status: TaskResultStatus) -> None:
 
 
 def _record(context: ExecutionContext, write: Callable[[], bool]) -> None:
-    """Write a job's outcome, retrying through database errors.
+    """Write a job's outcome, retrying while the database is unreachable.
 
     Giving up would leave the job claimed forever, so this keeps trying while
     the worker lives; once it is stopping, the claim is left to deregistration
-    (or, if the process dies, to pruning), which fails the job.
+    (or, if the process dies, to pruning), which fails the job. Any other
+    database error (the database refusing the data) goes to the caller.
     """
     delay = 0.1
     while True:
@@ -108,8 +128,14 @@ def _record(context: ExecutionContext, write: Callable[[], bool]) -> None:
                     "(its process was presumed dead); the outcome was not recorded"
                 )
             return
-        except (DatabaseError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError) as exc:
             drop_broken_connections()
+            # An open connection that answers means the database is there and
+            # refused this write (MySQL reports some bad data as OperationalError).
+            if connections[context.alias].connection is not None and not get_driver(
+                context.alias
+            ).is_transient(exc):
+                raise
             if context.stopping():
                 logger.error("could not record a job's outcome: %s", exc)
                 return
