@@ -67,17 +67,22 @@ class Driver:
         return ", ".join(["%s"] * count)
 
     # -- queue selectors ----------------------------------------------------
-    def prefix_condition(self, column: str, prefix: str) -> tuple[str, list[Any]]:
-        escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-        return f"{column} LIKE %s ESCAPE '!'", [escaped + "%"]
+    def queue_equals(self, column: str, name: str) -> tuple[str, list[Any]]:
+        return f"{column} = %s", [name]
+
+    def queue_prefix(self, column: str, prefix: str) -> tuple[str, list[Any]]:
+        return f"{column} LIKE %s ESCAPE '!'", [_like_prefix(prefix)]
+
+    def queue_not_paused(self, column: str) -> str:
+        return f"{column} NOT IN (SELECT {self.q('queue_name')} FROM {self.pause_table})"
 
     def selector_condition(self, selector: str) -> tuple[str, list[Any]]:
         column = self.q("queue_name")
         if selector == "*":
             return "1 = 1", []
         if selector.endswith("*"):
-            return self.prefix_condition(column, selector[:-1])
-        return f"{column} = %s", [selector]
+            return self.queue_prefix(column, selector[:-1])
+        return self.queue_equals(column, selector)
 
     def lock_clause(self, skip_locked: bool) -> str:
         if not self.connection.features.has_select_for_update:
@@ -94,7 +99,7 @@ class Driver:
         skipping paused queues, best priority first, then oldest."""
         condition, params = self.selector_condition(selector)
         queue = self.q("queue_name")
-        where = f"{condition} AND {queue} NOT IN (SELECT {queue} FROM {self.pause_table})"
+        where = f"{condition} AND {self.queue_not_paused(queue)}"
         order = f"{self.q('priority')} DESC, {self.q('id')} ASC"
         return self._take(cursor, self.ready_table, where, params, order, limit, skip_locked)
 
@@ -178,6 +183,11 @@ class Driver:
     def is_transient(self, exc: BaseException) -> bool:
         """Whether ``exc`` is a conflict that succeeds when the transaction is retried."""
         return False
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern (escape character ``!``) matching names that start with ``prefix``."""
+    return prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 def get_driver(alias: str) -> Driver:

@@ -1,4 +1,6 @@
-from .base import Driver
+from typing import Any
+
+from .base import Driver, _like_prefix
 
 # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
 _TRANSIENT_CODES = {1213, 1205}
@@ -13,6 +15,24 @@ class MySQLDriver(Driver):
     """
 
     vendor = "mysql"
+
+    # Text columns usually have a case-insensitive, space-padded collation, under
+    # which "Email" and "email " would be the queue "email". Each comparison is
+    # made twice: as written, so the index serves it, then on the bytes, exactly.
+    def queue_equals(self, column: str, name: str) -> tuple[str, list[Any]]:
+        return f"{column} = %s AND BINARY {column} = BINARY %s", [name, name]
+
+    def queue_prefix(self, column: str, prefix: str) -> tuple[str, list[Any]]:
+        pattern = _like_prefix(prefix)
+        return (
+            f"{column} LIKE %s ESCAPE '!' AND BINARY {column} LIKE BINARY %s ESCAPE '!'",
+            [pattern, pattern],
+        )
+
+    def queue_not_paused(self, column: str) -> str:
+        return (
+            f"BINARY {column} NOT IN (SELECT BINARY {self.q('queue_name')} FROM {self.pause_table})"
+        )
 
     def json_append(self, column: str) -> str:
         return f"JSON_ARRAY_APPEND({column}, '$', %s)"

@@ -14,7 +14,7 @@ class SQLiteDriver(Driver):
     vendor = "sqlite"
     delete_returning = True
 
-    def prefix_condition(self, column: str, prefix: str) -> tuple[str, list[Any]]:
+    def queue_prefix(self, column: str, prefix: str) -> tuple[str, list[Any]]:
         # LIKE is case-insensitive on SQLite; compare the prefix exactly instead.
         return f"substr({column}, 1, %s) = %s", [len(prefix), prefix]
 

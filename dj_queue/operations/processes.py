@@ -9,9 +9,9 @@ from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet
-from django.db.models.functions import Now
 from django.utils import timezone
 
+from ..db.clock import DatabaseNow
 from ..exceptions import ProcessExitError, ProcessPrunedError
 from ..models import ClaimedExecution, Process
 from .jobs import JobError, fail_claims
@@ -36,7 +36,7 @@ def register_process(
             hostname=socket.gethostname(),
             metadata=metadata or {},
             supervisor_id=supervisor_id,
-            last_heartbeat_at=Now(),
+            last_heartbeat_at=DatabaseNow(),
             created_at=timezone.now(),
         )
         process.refresh_from_db(using=alias, fields=["last_heartbeat_at"])
@@ -49,7 +49,11 @@ def heartbeat(alias: str, process_id: int) -> bool:
     """Stamp the process as alive with the database clock; False if its row is gone."""
     updated = in_transaction(
         alias,
-        lambda: Process.objects.using(alias).filter(pk=process_id).update(last_heartbeat_at=Now()),
+        lambda: (
+            Process.objects.using(alias)
+            .filter(pk=process_id)
+            .update(last_heartbeat_at=DatabaseNow())
+        ),
     )
     return bool(updated)
 
@@ -75,7 +79,7 @@ def prune_dead_processes(
     )
 
     def stale() -> QuerySet[Process]:
-        cutoff = Now() - timedelta(seconds=alive_threshold)
+        cutoff = DatabaseNow() - timedelta(seconds=alive_threshold)
         processes = Process.objects.using(alias).filter(last_heartbeat_at__lt=cutoff)
         return processes.exclude(pk=exclude_id) if exclude_id is not None else processes
 
