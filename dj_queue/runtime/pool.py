@@ -63,9 +63,7 @@ class ExecutionPool[T]:
                 except Exception:
                     # ``run`` records job outcomes itself; reaching here is a bug,
                     # and the thread must outlive it.
-                    logger.exception(
-                        "unexpected error in %s", threading.current_thread().name
-                    )
+                    logger.exception("unexpected error in %s", threading.current_thread().name)
                 finally:
                     with self._lock:
                         self._busy -= 1
