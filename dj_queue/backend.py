@@ -14,7 +14,8 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
-from .config import QueueConfig, parse_options
+from .config import QueueConfig
+from .config_loading import load_config
 from .exceptions import InvalidPayload
 from .ids import new_job_id, parse_job_id
 from .models.constraints import QUEUE_NAME_MAX_LENGTH, TASK_PATH_MAX_LENGTH
@@ -36,7 +37,8 @@ class DjQueueBackend(BaseTaskBackend):
 
     @cached_property
     def config(self) -> QueueConfig:
-        return parse_options(self.options, f"TASKS[{self.alias!r}]['OPTIONS']")
+        """OPTIONS merged with DJ_QUEUE_CONFIG's file and DJ_QUEUE_MODE, validated."""
+        return load_config(self.alias, self.options)
 
     @property
     def database_alias(self) -> str:

@@ -61,7 +61,7 @@ class QueueConfig:
     recurring: tuple[RecurringTaskConfig, ...] = ()
     database_alias: str = "default"
     preserve_finished_jobs: bool = True
-    clear_finished_jobs_after: float | None = 86400.0
+    clear_finished_jobs_after: float | None = None
     use_skip_locked: bool = True
     listen_notify: bool = True
     silence_polling: bool = True

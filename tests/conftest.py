@@ -94,7 +94,7 @@ def start_runtime(transactional_db) -> Iterator:
         runtime = Runtime(list(args), env)
         runtimes.append(runtime)
         kind = "dispatcher" if "--only-dispatch" in args else "worker"
-        runtime.wait_for_log(f"dj_queue: {kind} {kind}-")
+        runtime.wait_for_log(f"dj_queue: {kind} started")
         return runtime
 
     yield start

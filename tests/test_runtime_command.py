@@ -67,13 +67,20 @@ def test_scheduled_job_waits_for_its_time_then_runs(start_runtime):
     assert runtime.stop() == 0
 
 
-def test_runtime_registers_its_processes_and_heartbeats(start_runtime):
-    runtime = start_runtime()
+@pytest.mark.parametrize("mode", ["fork", "async"])
+def test_runtime_registers_its_processes_and_heartbeats(start_runtime, mode):
+    runtime = start_runtime("--mode", mode)
     wait_until(lambda: Process.objects.filter(kind="dispatcher").exists())
     supervisor = Process.objects.get(kind="supervisor")
     children = Process.objects.filter(supervisor=supervisor)
     assert sorted(children.values_list("kind", flat=True)) == ["dispatcher", "worker"]
-    assert {p.pid for p in Process.objects.all()} == {runtime.process.pid}
+    assert supervisor.pid == runtime.process.pid
+    child_pids = {child.pid for child in children}
+    if mode == "async":
+        assert child_pids == {runtime.process.pid}
+    else:
+        assert len(child_pids) == 2
+        assert runtime.process.pid not in child_pids
 
     first_beat = supervisor.last_heartbeat_at
     wait_until(

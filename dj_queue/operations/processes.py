@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from ..db.clock import DatabaseNow
@@ -64,6 +64,43 @@ def deregister_process(alias: str, process_id: int, *, reason: str = "stopped") 
         ProcessExitError(f"The process running this job {reason} before the job finished.")
     )
     return in_transaction(alias, lambda: _remove_process(alias, process_id, error))
+
+
+def deregister_process_named(alias: str, name: str, *, reason: str) -> int:
+    """Deregister the process called ``name`` if its row is still there (it died
+    without deregistering itself), failing its jobs. Returns how many it failed."""
+    error = JobError.from_exception(
+        ProcessExitError(f"The process running this job {reason} before the job finished.")
+    )
+
+    def write() -> int:
+        process_id = (
+            Process.objects.using(alias)
+            .select_for_update()
+            .filter(name=name)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        return 0 if process_id is None else _remove_process(alias, process_id, error)
+
+    return in_transaction(alias, write)
+
+
+def fail_orphaned_claims(alias: str) -> int:
+    """Fail claimed jobs whose process row no longer exists. Returns how many."""
+    error = JobError.from_exception(
+        ProcessExitError("The process running this job disappeared without a trace.")
+    )
+
+    def write() -> int:
+        orphans = (
+            ClaimedExecution.objects.using(alias)
+            .select_for_update()
+            .filter(~Exists(Process.objects.filter(pk=OuterRef("process_id"))))
+        )
+        return fail_claims(alias, list(orphans), error)
+
+    return in_transaction(alias, write)
 
 
 def prune_dead_processes(

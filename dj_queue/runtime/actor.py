@@ -4,6 +4,7 @@ and a main loop that survives database errors."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, ClassVar
@@ -25,6 +26,9 @@ class Actor:
     """A supervised runtime process, run by ``run()`` in a thread or a child process."""
 
     kind: ClassVar[str]
+    # A forking supervisor beats in its own loop: it must hold no other thread
+    # (nor any open connection) when it forks.
+    heartbeat_in_thread: ClassVar[bool] = True
 
     def __init__(
         self, *, backend_alias: str, config: QueueConfig, supervisor_id: int | None = None
@@ -39,6 +43,7 @@ class Actor:
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
+        self._last_beat = time.monotonic()
 
     # -- control ------------------------------------------------------------
     @property
@@ -71,7 +76,13 @@ class Actor:
             if not self._register():
                 return
             self._start_heartbeat()
-            logger.info("%s %s started %s", self.kind, self.name, self.metadata())
+            logger.info(
+                "%s started name=%s pid=%d %s",
+                self.kind,
+                self.name,
+                os.getpid(),
+                " ".join(f"{key}={value}" for key, value in self.metadata().items()),
+            )
             self._loop()
         finally:
             try:
@@ -79,7 +90,7 @@ class Actor:
             finally:
                 self._deregister()
                 close_thread_connections()
-                logger.info("%s %s stopped", self.kind, self.name)
+                logger.info("%s stopped name=%s clean=%s", self.kind, self.name, self.clean_exit)
 
     def _loop(self) -> None:
         failures = 0
@@ -146,38 +157,46 @@ class Actor:
             self._on_error(exc, f"deregistering {self.kind} {self.name}")
 
     def _start_heartbeat(self) -> None:
+        self._last_beat = time.monotonic()
+        if not self.heartbeat_in_thread:
+            return
         self._heartbeat_thread = threading.Thread(
             target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True
         )
         self._heartbeat_thread.start()
 
     def _heartbeat_loop(self) -> None:
-        interval = self.config.process_heartbeat_interval
-        last_beat = time.monotonic()
         try:
-            while not self._stopping.wait(interval):
-                try:
-                    alive = heartbeat(self.alias, self._process_id())
-                except Exception as exc:
-                    self._on_error(exc, f"heartbeat of {self.kind} {self.name}")
-                    if time.monotonic() - last_beat > self.config.process_alive_threshold:
-                        logger.error(
-                            "%s %s could not heartbeat for %.0fs and is presumed "
-                            "dead elsewhere; stopping",
-                            self.kind,
-                            self.name,
-                            time.monotonic() - last_beat,
-                        )
-                        self.stop()
-                    continue
-                if not alive:
-                    logger.error(
-                        "%s %s was pruned as dead by another process; stopping",
-                        self.kind,
-                        self.name,
-                    )
-                    self.stop()
-                    return
-                last_beat = time.monotonic()
+            while not self._stopping.wait(self.config.process_heartbeat_interval):
+                self.beat()
         finally:
             close_thread_connections()
+
+    def heartbeat_due(self) -> bool:
+        return time.monotonic() - self._last_beat >= self.config.process_heartbeat_interval
+
+    def beat(self) -> None:
+        """Heartbeat once. Stops the actor when its row is gone (another process
+        pruned it) or when it has not managed to heartbeat for longer than
+        ``process_alive_threshold`` (others presume it dead by now)."""
+        try:
+            alive = heartbeat(self.alias, self._process_id())
+        except Exception as exc:
+            self._on_error(exc, f"heartbeat of {self.kind} {self.name}")
+            silent_for = time.monotonic() - self._last_beat
+            if silent_for > self.config.process_alive_threshold:
+                logger.error(
+                    "%s stopping name=%s reason=no-heartbeat-for-%.0fs",
+                    self.kind,
+                    self.name,
+                    silent_for,
+                )
+                self.stop()
+            return
+        if not alive:
+            logger.error(
+                "%s stopping name=%s reason=pruned-by-another-process", self.kind, self.name
+            )
+            self.stop()
+            return
+        self._last_beat = time.monotonic()

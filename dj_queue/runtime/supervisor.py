@@ -1,24 +1,49 @@
-"""The supervisor: starts the configured actors, keeps the process registry
-clean, and stops everything gracefully."""
+"""Supervisors start the configured actors, replace the ones that die, keep the
+process registry clean and stop everything gracefully.
+
+``ForkSupervisor`` runs each actor in a child process; ``AsyncSupervisor`` runs
+them as threads of its own process. Both share the plan (which actors), the
+replacement policy (back off when an actor keeps dying) and the recovery of a
+dead actor's jobs (failed with ``ProcessExitError``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
 import signal
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
+
+from django.db import connections
 
 from ..config import QueueConfig
-from ..operations.processes import prune_dead_processes
+from ..operations.processes import (
+    deregister_process_named,
+    fail_orphaned_claims,
+    prune_dead_processes,
+)
 from .actor import Actor
 from .dispatcher import Dispatcher
+from .scheduler import Scheduler, scheduler_has_work
 from .worker import Worker
 
 logger = logging.getLogger("dj_queue")
+
+# A replacement that dies sooner than this after starting counts towards backoff.
+STABLE_AFTER = 30.0
+MAX_RESTART_DELAY = 60.0
+# The longest the supervisor sleeps: how late it may notice a dead thread.
+MAX_TICK = 1.0
+# Time for workers to deregister after their own shutdown_timeout, before a kill.
+SHUTDOWN_GRACE = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,22 +52,49 @@ class Topology:
 
     workers: bool = True
     dispatchers: bool = True
+    scheduler: bool = True
 
     @classmethod
-    def from_flags(cls, *, only_work: bool = False, only_dispatch: bool = False) -> Topology:
+    def from_flags(
+        cls, *, only_work: bool = False, only_dispatch: bool = False, skip_recurring: bool = False
+    ) -> Topology:
         if only_work and only_dispatch:
             raise ValueError("--only-work and --only-dispatch cannot be combined.")
-        return cls(workers=not only_dispatch, dispatchers=not only_work)
+        return cls(
+            workers=not only_dispatch,
+            dispatchers=not only_work,
+            scheduler=not (only_work or only_dispatch or skip_recurring),
+        )
 
 
-class AsyncSupervisor(Actor):
-    """Runs every actor as a thread of this process.
+@dataclass(slots=True)
+class Slot:
+    """A place for one actor; when its actor ends unasked, a new one takes it."""
 
-    ``standalone=False`` leaves signal handling to a host (an ASGI or Gunicorn
-    server embedding the runtime), which calls ``stop()`` itself.
-    """
+    label: str
+    make: Callable[[int], Actor]  # supervisor process id -> a new actor
+    actor: Actor | None = None
+    handle: Any = None  # a thread, or a child's pid
+    started_at: float = 0.0
+    failures: int = 0
+    start_at: float = 0.0  # monotonic time from which it may (re)start
 
+    @property
+    def running(self) -> bool:
+        return self.actor is not None
+
+
+@dataclass(slots=True)
+class Ending:
+    slot: Slot
+    description: str
+    clean: bool
+    runtime: float = field(default=0.0)
+
+
+class Supervisor(Actor):
     kind = "supervisor"
+    mode: ClassVar[str]
 
     def __init__(
         self,
@@ -55,93 +107,401 @@ class AsyncSupervisor(Actor):
         super().__init__(backend_alias=backend_alias, config=config)
         self.topology = topology or Topology()
         self.standalone = standalone
-        self.actors: list[Actor] = []
-        self._threads: list[threading.Thread] = []
+        self.slots: list[Slot] = []
+        self._booted = False
+        self._next_maintenance = 0.0
+        self._signals: list[int] = []
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
+    # -- plan ---------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
         return {
-            "mode": "async",
-            "workers": self.topology.workers,
-            "dispatchers": self.topology.dispatchers,
+            "mode": self.mode,
+            "workers": sum(w.processes for w in self.config.workers)
+            if self.topology.workers
+            else 0,
+            "dispatchers": len(self.config.dispatchers) if self.topology.dispatchers else 0,
+            "scheduler": self.runs_scheduler,
         }
 
-    def build_actors(self) -> list[Actor]:
-        actors: list[Actor] = []
-        supervisor_id = self._process_id()
-        if self.topology.workers:
-            for worker in self.config.workers:
-                actors.extend(
-                    Worker(
-                        backend_alias=self.backend_alias,
-                        config=self.config,
-                        worker=worker,
-                        supervisor_id=supervisor_id,
-                    )
-                    for _ in range(worker.processes)
-                )
-        if self.topology.dispatchers:
-            actors.extend(
-                Dispatcher(
-                    backend_alias=self.backend_alias,
-                    config=self.config,
-                    dispatcher=dispatcher,
-                    supervisor_id=supervisor_id,
-                )
-                for dispatcher in self.config.dispatchers
-            )
-        return actors
+    @property
+    def runs_scheduler(self) -> bool:
+        return self.topology.scheduler and scheduler_has_work(self.config)
 
+    def plan(self) -> list[Slot]:
+        alias, config = self.backend_alias, self.config
+        slots: list[Slot] = []
+        if self.topology.workers:
+            for index, worker in enumerate(config.workers):
+                for number in range(worker.processes):
+                    slots.append(
+                        Slot(
+                            f"worker[{index}]#{number}",
+                            lambda sid, w=worker: Worker(  # type: ignore[misc]
+                                backend_alias=alias, config=config, worker=w, supervisor_id=sid
+                            ),
+                        )
+                    )
+        if self.topology.dispatchers:
+            for index, dispatcher in enumerate(config.dispatchers):
+                slots.append(
+                    Slot(
+                        f"dispatcher[{index}]",
+                        lambda sid, d=dispatcher: Dispatcher(  # type: ignore[misc]
+                            backend_alias=alias, config=config, dispatcher=d, supervisor_id=sid
+                        ),
+                    )
+                )
+        if self.runs_scheduler:
+            slots.append(
+                Slot(
+                    "scheduler",
+                    lambda sid: Scheduler(backend_alias=alias, config=config, supervisor_id=sid),
+                )
+            )
+        return slots
+
+    # -- running ------------------------------------------------------------
     def start(self) -> int:
-        """Run until stopped; returns the process exit status (0 for a clean stop)."""
+        """Run until stopped; returns the exit status (0 for a clean stop)."""
         if self.standalone:
             self._install_signal_handlers()
         self.run()
-        return 0 if self.clean_exit and all(actor.clean_exit for actor in self.actors) else 1
+        return 0 if self.clean_exit else 1
 
+    # Signal handlers only note the signal and write to a pipe: setting an Event
+    # there could deadlock on the lock the interrupted code holds. The loop,
+    # woken by the pipe, acts on the signal outside the handler.
     def _install_signal_handlers(self) -> None:
-        def graceful(signum: int, frame: FrameType | None) -> None:
-            logger.info("received %s, stopping", signal.Signals(signum).name)
-            self.stop()
+        def note(signum: int, frame: FrameType | None) -> None:
+            self._signals.append(signum)
+            self._poke()
 
         def immediate(signum: int, frame: FrameType | None) -> None:
-            logger.warning("received SIGQUIT, exiting at once")
+            self.quit_children()
             os._exit(1)
 
-        signal.signal(signal.SIGTERM, graceful)
-        signal.signal(signal.SIGINT, graceful)
+        signal.signal(signal.SIGTERM, note)
+        signal.signal(signal.SIGINT, note)
         signal.signal(signal.SIGQUIT, immediate)
+
+    def _poke(self) -> None:
+        _poke(self._wake_w)
+
+    def wake(self) -> None:
+        super().wake()
+        self._poke()
+
+    def stop(self) -> None:
+        super().stop()
+        self._poke()
+
+    def sleep(self, seconds: float) -> None:
+        select.select([self._wake_r], [], [], seconds)
+        _drain(self._wake_r)
+        while self._signals:
+            signum = self._signals.pop(0)
+            logger.info(
+                "supervisor stopping name=%s signal=%s", self.name, signal.Signals(signum).name
+            )
+            self.stop()
+
+    def step(self) -> None:
+        if not self._booted:
+            self._boot()
+        for ending in self.ended_children():
+            self._handle_ending(ending)
+        if self.stopping:
+            return
+        self._start_due_slots()
+        now = time.monotonic()
+        if now >= self._next_maintenance:
+            self._maintain()
+            self._next_maintenance = now + self._maintenance_interval()
+        if not self.heartbeat_in_thread and self.heartbeat_due():
+            self.beat()
+        self.sleep(self._tick())
+
+    def _boot(self) -> None:
+        self._maintain()
+        failed = fail_orphaned_claims(self.alias)
+        if failed:
+            logger.warning("failed %d job(s) claimed by processes that no longer exist", failed)
+        self.slots = self.plan()
+        self._next_maintenance = time.monotonic() + self._maintenance_interval()
+        self._booted = True
 
     def _maintenance_interval(self) -> float:
         return min(self.config.process_heartbeat_interval, self.config.process_alive_threshold / 2)
 
-    def step(self) -> None:
-        if not self.actors:
-            self._prune()
-            self.actors = self.build_actors()
-            for actor in self.actors:
-                thread = threading.Thread(target=actor.run, name=actor.name, daemon=True)
-                self._threads.append(thread)
-                thread.start()
-        self.sleep(self._maintenance_interval())
-        if not self.stopping:
-            self._prune()
-
-    def _prune(self) -> None:
+    def _maintain(self) -> None:
         pruned = prune_dead_processes(
             self.alias,
             alive_threshold=self.config.process_alive_threshold,
             exclude_id=self.process_id,
         )
         if pruned:
-            logger.warning("pruned %d dead process(es)", pruned)
+            logger.warning("pruned %d process(es) that stopped heartbeating", pruned)
+
+    def _tick(self) -> float:
+        now = time.monotonic()
+        waits = [MAX_TICK, max(0.0, self._next_maintenance - now)]
+        waits.extend(max(0.0, s.start_at - now) for s in self.slots if not s.running)
+        return min(waits)
+
+    def _start_due_slots(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if not slot.running and now >= slot.start_at and not self.stopping:
+                slot.actor = slot.make(self._process_id())
+                slot.started_at = now
+                slot.handle = self.launch(slot.actor)
+
+    def _handle_ending(self, ending: Ending) -> None:
+        slot = ending.slot
+        actor = slot.actor
+        assert actor is not None
+        slot.actor = slot.handle = None
+        self._recover(actor, ending.description)
+        if self.stopping:
+            if not ending.clean:
+                self.clean_exit = False
+            return
+        ran_for = time.monotonic() - slot.started_at
+        slot.failures = slot.failures + 1 if ran_for < STABLE_AFTER else 1
+        delay = 0.0 if slot.failures == 1 else min(MAX_RESTART_DELAY, 2.0 ** (slot.failures - 2))
+        slot.start_at = time.monotonic() + delay
+        logger.error(
+            "%s ended unexpectedly name=%s slot=%s how=%r; replacing it in %.0fs",
+            actor.kind,
+            actor.name,
+            slot.label,
+            ending.description,
+            delay,
+        )
+
+    def _recover(self, actor: Actor, description: str) -> None:
+        """Fail the jobs an ended actor still held, if it could not do so itself."""
+        try:
+            failed = deregister_process_named(self.alias, actor.name, reason=description)
+        except Exception as exc:
+            # Its heartbeat goes stale and pruning fails the jobs instead.
+            self._on_error(exc, f"recovering {actor.kind} {actor.name}")
+            return
+        if failed:
+            logger.warning(
+                "failed %d job(s) of %s name=%s, which %s",
+                failed,
+                actor.kind,
+                actor.name,
+                description,
+            )
 
     def shutdown(self) -> None:
-        for actor in self.actors:
-            actor.stop()
-        # Each worker waits up to shutdown_timeout for its jobs, then deregisters.
-        deadline = time.monotonic() + self.config.shutdown_timeout + 10.0
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                self.clean_exit = False
-                logger.error("%s did not stop in time", thread.name)
+        running = [slot for slot in self.slots if slot.running]
+        if not running:
+            return
+        self.stop_children()
+        deadline = time.monotonic() + self.config.shutdown_timeout + SHUTDOWN_GRACE
+        while any(slot.running for slot in self.slots) and time.monotonic() < deadline:
+            for ending in self.ended_children():
+                self._handle_ending(ending)
+            self.sleep(0.05)
+        for ending in self.force_children():
+            self._handle_ending(ending)
+
+    # -- per mode -------------------------------------------------------------
+    def launch(self, actor: Actor) -> Any:
+        """Start ``actor``; returns what ``ended_children`` tracks it by."""
+        raise NotImplementedError
+
+    def ended_children(self) -> list[Ending]:
+        raise NotImplementedError
+
+    def stop_children(self) -> None:
+        raise NotImplementedError
+
+    def force_children(self) -> list[Ending]:
+        """End the children still running after the shutdown deadline."""
+        raise NotImplementedError
+
+    def quit_children(self) -> None:
+        """On SIGQUIT: end every child at once, leaving their claims to pruning."""
+
+
+class AsyncSupervisor(Supervisor):
+    """Runs every actor as a thread of this process.
+
+    ``standalone=False`` leaves signals to a host (an ASGI or Gunicorn server
+    embedding the runtime), which calls ``stop()`` itself.
+    """
+
+    mode = "async"
+
+    def launch(self, actor: Actor) -> threading.Thread:
+        thread = threading.Thread(target=actor.run, name=actor.name, daemon=True)
+        thread.start()
+        return thread
+
+    def ended_children(self) -> list[Ending]:
+        endings = []
+        for slot in self.slots:
+            if slot.running and not slot.handle.is_alive():
+                assert slot.actor is not None
+                clean = slot.actor.clean_exit and slot.actor.stopping
+                endings.append(Ending(slot, "stopped" if clean else "crashed", clean))
+        return endings
+
+    def stop_children(self) -> None:
+        for slot in self.slots:
+            if slot.actor is not None:
+                slot.actor.stop()
+
+    def force_children(self) -> list[Ending]:
+        # A thread cannot be killed: what it still runs is abandoned (and its
+        # jobs failed) as the process exits.
+        return [
+            Ending(slot, "did not stop within shutdown_timeout", False)
+            for slot in self.slots
+            if slot.running
+        ]
+
+
+class ForkSupervisor(Supervisor):
+    """Runs every actor in a child process of its own.
+
+    The supervisor holds no other thread and no open database connection when
+    it forks, so a child inherits neither a lock nor a socket in use.
+    """
+
+    mode = "fork"
+    heartbeat_in_thread = False
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        # A child's death wakes the supervisor at once.
+        signal.signal(signal.SIGCHLD, lambda signum, frame: self._poke())
+
+    def launch(self, actor: Actor) -> int:
+        connections.close_all()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which never returns
+            _run_child(actor, parent)
+        return pid
+
+    def _slot_of(self, pid: int) -> Slot | None:
+        return next((slot for slot in self.slots if slot.handle == pid), None)
+
+    def ended_children(self) -> list[Ending]:
+        endings = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            slot = self._slot_of(pid)
+            if slot is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if code < 0:
+                description = f"was killed by {signal.Signals(-code).name}"
+            else:
+                description = f"exited with status {code}"
+            endings.append(Ending(slot, description, code == 0))
+        return endings
+
+    def _signal_children(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.handle, signum)
+
+    def stop_children(self) -> None:
+        self._signal_children(signal.SIGTERM)
+
+    def force_children(self) -> list[Ending]:
+        endings = []
+        for slot in self.slots:
+            if slot.running:
+                try:
+                    os.kill(slot.handle, signal.SIGKILL)
+                    os.waitpid(slot.handle, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+                endings.append(Ending(slot, "was killed after shutdown_timeout", False))
+        return endings
+
+    def quit_children(self) -> None:
+        self._signal_children(signal.SIGQUIT)
+
+
+def _run_child(actor: Actor, parent_pid: int) -> None:
+    """The whole life of a forked child: run ``actor`` in a thread while the main
+    thread turns signals (and the supervisor's death) into ``actor.stop()``."""
+    code = 1
+    try:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        pending: list[int] = []
+
+        def note(signum: int, frame: FrameType | None) -> None:
+            pending.append(signum)
+            _poke(wake_w)
+
+        signal.signal(signal.SIGTERM, note)
+        signal.signal(signal.SIGINT, note)
+        signal.signal(signal.SIGQUIT, lambda signum, frame: os._exit(1))
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        thread = threading.Thread(target=actor.run, name=actor.name)
+        thread.start()
+        while thread.is_alive():
+            select.select([wake_r], [], [], 1.0)
+            _drain(wake_r)
+            if pending and not actor.stopping:
+                actor.stop()
+            if os.getppid() != parent_pid and not actor.stopping:
+                # Never run unsupervised: the supervisor is gone.
+                logger.error("%s stopping name=%s reason=supervisor-gone", actor.kind, actor.name)
+                actor.stop()
+        thread.join()
+        code = 0 if actor.clean_exit else 1
+    except BaseException:
+        logger.exception("%s crashed name=%s", actor.kind, actor.name)
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _poke(fd: int) -> None:
+    """Write a wake-up byte; safe in a signal handler."""
+    with contextlib.suppress(OSError):  # a full pipe already holds a wake-up
+        os.write(fd, b"\0")
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+SUPERVISORS: dict[str, type[Supervisor]] = {"fork": ForkSupervisor, "async": AsyncSupervisor}
+
+
+def build_supervisor(
+    *, backend_alias: str, config: QueueConfig, topology: Topology, standalone: bool = True
+) -> Supervisor:
+    return SUPERVISORS[config.mode](
+        backend_alias=backend_alias, config=config, topology=topology, standalone=standalone
+    )
