@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -43,6 +45,8 @@ class Runtime:
             env=env,
             stdout=self.output,
             stderr=subprocess.STDOUT,
+            # Its own process group, so a test can kill the whole tree at once.
+            start_new_session=True,
         )
 
     def log(self) -> str:
@@ -69,13 +73,16 @@ class Runtime:
             return self.process.wait(timeout)
         finally:
             if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
+                self.kill_tree()
+
+    def kill_tree(self) -> None:
+        """SIGKILL the supervisor and every child: a machine that died."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.kill_tree()
         self.output.close()
         self.output_path.unlink(missing_ok=True)
 
@@ -110,3 +117,14 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message
             return value
         time.sleep(interval)
     raise AssertionError(message or f"condition not met within {timeout}s")
+
+
+def finished(result) -> bool:
+    """Refresh a TaskResult; whether it has finished (successfully or not)."""
+    result.refresh()
+    return result.is_finished
+
+
+def options_env(**options) -> dict[str, str]:
+    """Environment that makes a test runtime merge ``options`` over its OPTIONS."""
+    return {"DJ_QUEUE_TEST_OPTIONS": json.dumps(options)}

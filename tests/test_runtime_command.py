@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -14,20 +13,11 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from dj_queue.models import ClaimedExecution, Process
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, finished, options_env, wait_until
 from tests.invariants import assert_invariants
 from tests.taskapp.tasks import add, fail, sleep_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def finished(result):
-    result.refresh()
-    return result.is_finished
-
-
-def options_env(**options) -> dict[str, str]:
-    return {"DJ_QUEUE_TEST_OPTIONS": json.dumps(options)}
 
 
 def test_quick_start_add_runs_to_success(start_runtime):
