@@ -122,9 +122,11 @@ def main() -> None:
                 flush=True,
             )
         medians = [statistics.median(column) for column in zip(*rows, strict=True)]
+        heartbeat = options["process_heartbeat_interval"]
+        threshold = options["process_alive_threshold"]
         print(
-            f"{connection.vendor} ({test_name}), heartbeat {options['process_heartbeat_interval']}s, "
-            f"alive threshold {options['process_alive_threshold']}s, median of {runs}: "
+            f"{connection.vendor} ({test_name}), heartbeat {heartbeat}s, "
+            f"alive threshold {threshold}s, median of {runs}: "
             f"job failed {medians[0]:.2f}s, replacement {medians[1]:.2f}s, "
             f"dead node pruned {medians[2]:.2f}s"
         )
