@@ -82,8 +82,9 @@ def test_runtime_registers_its_processes_and_heartbeats(start_runtime, mode):
     assert not Process.objects.exists()
 
 
-def test_sigterm_lets_the_running_job_finish(start_runtime):
-    runtime = start_runtime()
+@pytest.mark.parametrize("mode", ["fork", "async"])
+def test_sigterm_lets_the_running_job_finish(start_runtime, mode):
+    runtime = start_runtime("--mode", mode)
     result = sleep_for.enqueue(1.0)
     wait_until(lambda: ClaimedExecution.objects.exists(), message=runtime.log())
 
@@ -97,8 +98,9 @@ def test_sigterm_lets_the_running_job_finish(start_runtime):
     assert_invariants()
 
 
-def test_sigterm_past_shutdown_timeout_fails_the_job_and_exits_nonzero(start_runtime):
-    runtime = start_runtime(extra_env=options_env(shutdown_timeout=0.5))
+@pytest.mark.parametrize("mode", ["fork", "async"])
+def test_sigterm_past_shutdown_timeout_fails_the_job_and_exits_nonzero(start_runtime, mode):
+    runtime = start_runtime("--mode", mode, extra_env=options_env(shutdown_timeout=0.5))
     result = sleep_for.enqueue(30)
     wait_until(lambda: ClaimedExecution.objects.exists(), message=runtime.log())
 
