@@ -71,6 +71,9 @@ class QueueConfig:
     on_thread_error: str | None = None
 
 
+_Parser = Callable[[Any, str], Any]
+
+
 class _Reader:
     """Reads one mapping of options, naming each key by its full path in errors."""
 
@@ -176,49 +179,41 @@ def _list_of(parse_item: Callable[[Any, str], Any]) -> Callable[[Any, str], tupl
     return parse
 
 
-def _worker(value: Any, where: str) -> WorkerConfig:
+def _read[C](cls: type[C], value: Any, where: str, parsers: Mapping[str, _Parser]) -> C:
+    """An instance of the dataclass ``cls`` from the mapping ``value``: each key in
+    ``parsers`` read with its parser, absent keys left at the dataclass default."""
     reader = _Reader(value, where)
-    default = WorkerConfig()
-    worker = WorkerConfig(
-        queues=reader.get("queues", default.queues, _queue_selectors),
-        threads=reader.get("threads", default.threads, _positive_int),
-        processes=reader.get("processes", default.processes, _positive_int),
-        polling_interval=reader.get("polling_interval", default.polling_interval, _seconds),
-    )
+    default = cls()
+    values = {
+        name: reader.get(name, getattr(default, name), parse) for name, parse in parsers.items()
+    }
     reader.reject_unknown()
-    return worker
+    return cls(**values)
+
+
+def _worker(value: Any, where: str) -> WorkerConfig:
+    parsers = {
+        "queues": _queue_selectors,
+        "threads": _positive_int,
+        "processes": _positive_int,
+        "polling_interval": _seconds,
+    }
+    return _read(WorkerConfig, value, where, parsers)
 
 
 def _dispatcher(value: Any, where: str) -> DispatcherConfig:
-    reader = _Reader(value, where)
-    default = DispatcherConfig()
-    dispatcher = DispatcherConfig(
-        batch_size=reader.get("batch_size", default.batch_size, _positive_int),
-        polling_interval=reader.get("polling_interval", default.polling_interval, _seconds),
-        concurrency_maintenance=reader.get(
-            "concurrency_maintenance", default.concurrency_maintenance, _bool
-        ),
-        concurrency_maintenance_interval=reader.get(
-            "concurrency_maintenance_interval",
-            default.concurrency_maintenance_interval,
-            _seconds,
-        ),
-    )
-    reader.reject_unknown()
-    return dispatcher
+    parsers = {
+        "batch_size": _positive_int,
+        "polling_interval": _seconds,
+        "concurrency_maintenance": _bool,
+        "concurrency_maintenance_interval": _seconds,
+    }
+    return _read(DispatcherConfig, value, where, parsers)
 
 
 def _scheduler(value: Any, where: str) -> SchedulerConfig:
-    reader = _Reader(value, where)
-    default = SchedulerConfig()
-    scheduler = SchedulerConfig(
-        dynamic_tasks_enabled=reader.get(
-            "dynamic_tasks_enabled", default.dynamic_tasks_enabled, _bool
-        ),
-        polling_interval=reader.get("polling_interval", default.polling_interval, _seconds),
-    )
-    reader.reject_unknown()
-    return scheduler
+    parsers = {"dynamic_tasks_enabled": _bool, "polling_interval": _seconds}
+    return _read(SchedulerConfig, value, where, parsers)
 
 
 def _priority(value: Any, where: str) -> int | None:
@@ -275,37 +270,27 @@ def _missing(where: str, key: str) -> Any:
 
 def parse_options(options: object, where: str) -> QueueConfig:
     """Parse one backend's OPTIONS mapping (already merged from every source)."""
-    reader = _Reader(options if options is not None else {}, where)
-    default = QueueConfig()
-    config = QueueConfig(
-        mode=reader.get("mode", default.mode, _mode),
-        workers=reader.get("workers", default.workers, _list_of(_worker)),
-        dispatchers=reader.get("dispatchers", default.dispatchers, _list_of(_dispatcher)),
-        scheduler=reader.get("scheduler", default.scheduler, _scheduler),
-        recurring=reader.get("recurring", default.recurring, _recurring),
-        database_alias=reader.get("database_alias", default.database_alias, _name),
-        preserve_finished_jobs=reader.get(
-            "preserve_finished_jobs", default.preserve_finished_jobs, _bool
-        ),
-        clear_finished_jobs_after=reader.get(
-            "clear_finished_jobs_after", default.clear_finished_jobs_after, _optional_seconds
-        ),
-        use_skip_locked=reader.get("use_skip_locked", default.use_skip_locked, _bool),
-        listen_notify=reader.get("listen_notify", default.listen_notify, _bool),
-        silence_polling=reader.get("silence_polling", default.silence_polling, _bool),
-        process_heartbeat_interval=reader.get(
-            "process_heartbeat_interval", default.process_heartbeat_interval, _seconds
-        ),
-        process_alive_threshold=reader.get(
-            "process_alive_threshold", default.process_alive_threshold, _seconds
-        ),
-        shutdown_timeout=reader.get("shutdown_timeout", default.shutdown_timeout, _seconds),
-        on_thread_error=reader.get("on_thread_error", default.on_thread_error, _optional_name),
-    )
-    reader.reject_unknown()
+    parsers: dict[str, _Parser] = {
+        "mode": _mode,
+        "workers": _list_of(_worker),
+        "dispatchers": _list_of(_dispatcher),
+        "scheduler": _scheduler,
+        "recurring": _recurring,
+        "database_alias": _name,
+        "preserve_finished_jobs": _bool,
+        "clear_finished_jobs_after": _optional_seconds,
+        "use_skip_locked": _bool,
+        "listen_notify": _bool,
+        "silence_polling": _bool,
+        "process_heartbeat_interval": _seconds,
+        "process_alive_threshold": _seconds,
+        "shutdown_timeout": _seconds,
+        "on_thread_error": _optional_name,
+    }
+    config = _read(QueueConfig, {} if options is None else options, where, parsers)
     if config.process_alive_threshold <= config.process_heartbeat_interval:
         raise ConfigurationError(
-            f"{reader.path('process_alive_threshold')}: must be longer than "
+            f"{where}['process_alive_threshold']: must be longer than "
             f"process_heartbeat_interval ({config.process_heartbeat_interval}s), or live "
             "processes would be pruned between two heartbeats."
         )
