@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
+from django.db.models import Q
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,10 @@ class Driver:
 
     def queue_not_paused(self, column: str) -> str:
         return f"{column} NOT IN (SELECT {self.q('queue_name')} FROM {self.pause_table})"
+
+    def queue_name_filters(self, name: str) -> list[Any]:
+        """ORM filter arguments matching the queue called exactly ``name``."""
+        return [Q(queue_name=name)]
 
     def selector_condition(self, selector: str) -> tuple[str, list[Any]]:
         column = self.q("queue_name")

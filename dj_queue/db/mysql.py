@@ -1,5 +1,8 @@
 from typing import Any
 
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
+
 from .base import Driver, _like_prefix
 
 # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
@@ -28,6 +31,12 @@ class MySQLDriver(Driver):
             f"{column} LIKE %s ESCAPE '!' AND BINARY {column} LIKE BINARY %s ESCAPE '!'",
             [pattern, pattern],
         )
+
+    def queue_name_filters(self, name: str) -> list[Any]:
+        exact = RawSQL(
+            f"BINARY {self.q('queue_name')} = BINARY %s", [name], output_field=BooleanField()
+        )
+        return [Q(queue_name=name), exact]
 
     def queue_not_paused(self, column: str) -> str:
         return (

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, NoReturn
 
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -207,34 +208,78 @@ def _record_failure(alias: str, job_id: uuid.UUID, error: JobError, failed_at: d
     )
 
 
-def _failed_job_id(job_id: object) -> uuid.UUID:
-    parsed = parse_job_id(job_id)
-    if parsed is None:
-        raise JobStateError(f"{job_id!r} is not a dj_queue job id.")
+def _job_ids(job_ids: Iterable[object]) -> list[uuid.UUID]:
+    parsed = []
+    for job_id in job_ids:
+        value = parse_job_id(job_id)
+        if value is None:
+            raise JobStateError(f"{job_id!r} is not a dj_queue job id.")
+        parsed.append(value)
     return parsed
 
 
-def retry_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> Job:
+def _in_batches(
+    alias: str, job_ids: Iterable[object], batch_size: int, write: Callable[[list[uuid.UUID]], int]
+) -> int:
+    ids = _job_ids(job_ids)
+    done = 0
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        done += in_transaction(alias, partial(write, batch))
+    return done
+
+
+def _retry_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
+    failures = FailedExecution.objects.using(alias).select_for_update().filter(job_id__in=job_ids)
+    failed_ids = list(failures.values_list("job_id", flat=True))
+    if not failed_ids:
+        return 0
+    now = timezone.now()
+    FailedExecution.objects.using(alias).filter(job_id__in=failed_ids)._raw_delete(alias)
+    jobs = Job.objects.using(alias).filter(pk__in=failed_ids)
+    jobs.update(finished_at=None)
+    ReadyExecution.objects.using(alias).bulk_create(
+        [
+            ReadyExecution(job_id=job_id, queue_name=queue, priority=priority, created_at=now)
+            for job_id, queue, priority in jobs.values_list("pk", "queue_name", "priority")
+        ]
+    )
+    return len(failed_ids)
+
+
+def _discard_failed_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
+    failures = FailedExecution.objects.using(alias).select_for_update().filter(job_id__in=job_ids)
+    failed_ids = list(failures.values_list("job_id", flat=True))
+    FailedExecution.objects.using(alias).filter(job_id__in=failed_ids)._raw_delete(alias)
+    Job.objects.using(alias).filter(pk__in=failed_ids)._raw_delete(alias)
+    return len(failed_ids)
+
+
+def retry_failed_jobs(
+    job_ids: Iterable[uuid.UUID | str], *, using: str | None = None, batch_size: int = 500
+) -> int:
+    """Put failed jobs back in their queues as ready, their error history kept.
+    Ids of jobs that are not failed are skipped. Returns how many were retried."""
+    alias = using or queue_database_alias()
+    return _in_batches(alias, job_ids, batch_size, partial(_retry_batch, alias))
+
+
+def discard_failed_jobs(
+    job_ids: Iterable[uuid.UUID | str], *, using: str | None = None, batch_size: int = 500
+) -> int:
+    """Delete failed jobs for good. Ids of jobs that are not failed are skipped.
+    Returns how many were deleted."""
+    alias = using or queue_database_alias()
+    return _in_batches(alias, job_ids, batch_size, partial(_discard_failed_batch, alias))
+
+
+def retry_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> None:
     """Put a failed job back in its queue as ready; its error history stays.
 
     Raises JobStateError when the job does not exist or is not failed.
     """
-    alias = using or queue_database_alias()
-    parsed = _failed_job_id(job_id)
-
-    def write() -> Job:
-        failure = _lock_failure(alias, parsed)
-        now = timezone.now()
-        failure.delete(using=alias)
-        job = Job.objects.using(alias).get(pk=parsed)
-        job.finished_at = None
-        job.save(using=alias, update_fields=["finished_at"])
-        ReadyExecution.objects.using(alias).create(
-            job_id=job.id, queue_name=job.queue_name, priority=job.priority, created_at=now
-        )
-        return job
-
-    return in_transaction(alias, write)
+    if not retry_failed_jobs([job_id], using=using):
+        _not_failed(job_id, using)
 
 
 def discard_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> None:
@@ -242,27 +287,35 @@ def discard_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> 
 
     Raises JobStateError when the job does not exist or is not failed.
     """
+    if not discard_failed_jobs([job_id], using=using):
+        _not_failed(job_id, using)
+
+
+def _not_failed(job_id: uuid.UUID | str, using: str | None) -> NoReturn:
     alias = using or queue_database_alias()
-    parsed = _failed_job_id(job_id)
-
-    def write() -> None:
-        failure = _lock_failure(alias, parsed)
-        failure.delete(using=alias)
-        Job.objects.using(alias).filter(pk=parsed)._raw_delete(alias)
-
-    in_transaction(alias, write)
+    exists = Job.objects.using(alias).filter(pk=_job_ids([job_id])[0]).exists()
+    state = "is not failed" if exists else "does not exist"
+    raise JobStateError(f"Job {job_id} {state}; only failed jobs can be retried or discarded.")
 
 
-def _lock_failure(alias: str, job_id: uuid.UUID) -> FailedExecution:
-    failure = FailedExecution.objects.using(alias).select_for_update().filter(job_id=job_id).first()
-    if failure is None:
-        state = (
-            "does not exist"
-            if not Job.objects.using(alias).filter(pk=job_id).exists()
-            else "is not failed"
-        )
-        raise JobStateError(f"Job {job_id} {state}; only failed jobs can be retried or discarded.")
-    return failure
+def _discard_waiting_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
+    waiting: set[uuid.UUID] = set()
+    for model in (ReadyExecution, ScheduledExecution):
+        rows = model.objects.using(alias).select_for_update().filter(job_id__in=job_ids)
+        ids = list(rows.values_list("job_id", flat=True))
+        model.objects.using(alias).filter(job_id__in=ids)._raw_delete(alias)
+        waiting.update(ids)
+    Job.objects.using(alias).filter(pk__in=waiting)._raw_delete(alias)
+    return len(waiting)
+
+
+def discard_waiting_jobs(
+    job_ids: Iterable[uuid.UUID | str], *, using: str | None = None, batch_size: int = 500
+) -> int:
+    """Delete jobs that are still ready or scheduled, for good. Jobs in any other
+    state (running, failed, finished) are skipped. Returns how many were deleted."""
+    alias = using or queue_database_alias()
+    return _in_batches(alias, job_ids, batch_size, partial(_discard_waiting_batch, alias))
 
 
 def delete_finished_jobs(

@@ -1,0 +1,111 @@
+"""The public API beyond Django's own task API: queue control and transactional enqueueing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.tasks import Task, task_backends
+from django.utils import timezone
+
+from .operations import queues as queue_operations
+from .payload import normalize_arguments
+
+__all__ = ["QueueInfo", "enqueue_on_commit"]
+
+
+def _database_alias(backend_alias: str) -> str:
+    backend = task_backends[backend_alias]
+    alias = getattr(backend, "database_alias", None)
+    if alias is None:
+        raise TypeError(
+            f"Task backend {backend_alias!r} is not a dj_queue backend; QueueInfo needs "
+            "TASKS[alias]['BACKEND'] = 'dj_queue.backend.DjQueueBackend'."
+        )
+    return str(alias)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """One queue's figures and controls.
+
+    ``size`` counts ready jobs (scheduled jobs join once due). ``latency`` is how
+    long, in seconds, the oldest ready job has waited, 0.0 for an empty queue;
+    pausing does not stop that clock: a paused queue's latency keeps growing,
+    which is what an alert on it should see.
+    """
+
+    name: str
+    backend: str = "default"
+
+    @property
+    def _alias(self) -> str:
+        return _database_alias(self.backend)
+
+    @classmethod
+    def all(cls, backend: str = "default") -> list[QueueInfo]:
+        """Every queue with waiting work or a pause."""
+        return [
+            cls(name, backend)
+            for name in queue_operations.known_queue_names(_database_alias(backend))
+        ]
+
+    @property
+    def size(self) -> int:
+        return queue_operations.queue_figures(self._alias, self.name).size
+
+    @property
+    def latency(self) -> float:
+        oldest = queue_operations.queue_figures(self._alias, self.name).oldest_ready_at
+        return 0.0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+
+    @property
+    def paused(self) -> bool:
+        return queue_operations.is_paused(self._alias, self.name)
+
+    def figures(self) -> dict[str, Any]:
+        """Size, latency and paused state read together (one pass over the queue)."""
+        figures = queue_operations.queue_figures(self._alias, self.name)
+        oldest = figures.oldest_ready_at
+        latency = 0.0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+        return {
+            "name": self.name,
+            "size": figures.size,
+            "latency": latency,
+            "paused": figures.paused,
+        }
+
+    def pause(self) -> bool:
+        """Workers stop claiming from this queue; enqueueing still works."""
+        return queue_operations.pause_queue(self._alias, self.name)
+
+    def resume(self) -> bool:
+        return queue_operations.resume_queue(self._alias, self.name)
+
+    def clear(self) -> int:
+        """Discard every ready job of this queue; returns how many."""
+        return queue_operations.clear_queue(self._alias, self.name)
+
+
+def enqueue_on_commit(task: Task, *args: Any, **kwargs: Any) -> None:
+    """Enqueue ``task`` once the caller's transaction commits; never if it rolls back.
+
+    The transaction that matters is the caller's, wherever the queue tables live:
+    the hook is registered on the connection that is inside ``atomic()`` (the
+    default database first). Outside any transaction the task is enqueued at
+    once. The task and its arguments are checked now, so a bad call fails here,
+    in the caller's code, not later in a commit hook.
+    """
+    task.get_backend().validate_task(task)
+    normalize_arguments(args, kwargs)
+    transaction.on_commit(lambda: task.enqueue(*args, **kwargs), using=_callers_alias())
+
+
+def _callers_alias() -> str:
+    if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        return DEFAULT_DB_ALIAS
+    for alias in connections:
+        if connections[alias].in_atomic_block:
+            return alias
+    return DEFAULT_DB_ALIAS
