@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.tasks import task_backends
 
 from dj_queue.operations.processes import register_process
@@ -96,6 +96,7 @@ def start_runtime(transactional_db) -> Iterator:
         env = dict(os.environ)
         env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
         env["DJ_QUEUE_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+        env["DJ_QUEUE_TEST_QUEUE_DB_NAME"] = str(connections["queue"].settings_dict["NAME"])
         env["PYTHONPATH"] = str(ROOT)
         env.update(extra_env or {})
         runtime = Runtime(list(args), env)

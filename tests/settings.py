@@ -10,63 +10,90 @@ import tempfile
 from pathlib import Path
 
 DATABASE = os.environ.get("DJ_QUEUE_TEST_DB", "sqlite")
-# Subprocesses started by the tests (a real ``manage.py dj_queue``) are pointed
-# at the test database the suite created.
-TEST_DATABASE_NAME = os.environ.get("DJ_QUEUE_TEST_DB_NAME")
+if DATABASE not in ("sqlite", "postgresql", "mariadb"):
+    raise RuntimeError(f"DJ_QUEUE_TEST_DB={DATABASE!r}: use sqlite, postgresql or mariadb.")
 
-SQLITE_PATH = os.environ.get(
-    "DJ_QUEUE_SQLITE_PATH",
-    str(Path(tempfile.gettempdir()) / f"dj_queue_test_{os.getpid()}.sqlite3"),
-)
+TMP = Path(tempfile.gettempdir())
 
-if DATABASE == "sqlite":
-    default = {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": TEST_DATABASE_NAME or SQLITE_PATH,
-        "OPTIONS": {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 30,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
+
+def database(alias: str) -> dict:
+    """One alias on the chosen server. Subprocesses started by the tests (a real
+    ``manage.py dj_queue``) get the created test database's name in
+    DJ_QUEUE_TEST_DB_NAME (default) or DJ_QUEUE_TEST_QUEUE_DB_NAME (queue)."""
+    given = os.environ.get(
+        "DJ_QUEUE_TEST_DB_NAME" if alias == "default" else "DJ_QUEUE_TEST_QUEUE_DB_NAME"
+    )
+    suffix = "" if alias == "default" else f"_{alias}"
+    if DATABASE == "sqlite":
         # A file, not memory: worker subprocesses and threads must see the same data.
-        "TEST": {"NAME": SQLITE_PATH},
-    }
-elif DATABASE == "postgresql":
-    default = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": TEST_DATABASE_NAME or "dj_queue",
-        "USER": os.environ.get("DJ_QUEUE_PG_USER", "postgres"),
-        "HOST": os.environ.get("DJ_QUEUE_PG_HOST", "127.0.0.1"),
-        "PORT": os.environ.get("DJ_QUEUE_PG_PORT", "5432"),
-        "TEST": {"NAME": f"test_dj_queue_{os.getpid()}"},
-    }
-elif DATABASE == "mariadb":
-    default = {
+        path = given or str(TMP / f"dj_queue_test{suffix}_{os.getpid()}.sqlite3")
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path,
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            "TEST": {"NAME": path},
+        }
+    test_name = given or f"test_dj_queue{suffix}_{os.getpid()}"
+    if DATABASE == "postgresql":
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": given or f"dj_queue{suffix}",
+            "USER": os.environ.get("DJ_QUEUE_PG_USER", "postgres"),
+            "HOST": os.environ.get("DJ_QUEUE_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("DJ_QUEUE_PG_PORT", "5432"),
+            "TEST": {"NAME": test_name},
+        }
+    return {
         "ENGINE": "django.db.backends.mysql",
-        "NAME": TEST_DATABASE_NAME or "dj_queue",
+        "NAME": given or f"dj_queue{suffix}",
         "USER": os.environ.get("DJ_QUEUE_MYSQL_USER", "root"),
         "PASSWORD": os.environ.get("DJ_QUEUE_MYSQL_PASSWORD", ""),
         "HOST": os.environ.get("DJ_QUEUE_MYSQL_HOST", "127.0.0.1"),
         "PORT": os.environ.get("DJ_QUEUE_MYSQL_PORT", "3306"),
         "OPTIONS": {"charset": "utf8mb4", "isolation_level": "read committed"},
-        "TEST": {"NAME": f"test_dj_queue_{os.getpid()}", "CHARSET": "utf8mb4"},
+        "TEST": {"NAME": test_name, "CHARSET": "utf8mb4"},
     }
-else:
-    raise RuntimeError(f"DJ_QUEUE_TEST_DB={DATABASE!r}: use sqlite, postgresql or mariadb.")
 
-if TEST_DATABASE_NAME:
-    default["TEST"] = {"NAME": TEST_DATABASE_NAME}
 
-DATABASES = {"default": default}
+# "queue" holds the tables of the "separate" task backend: a dedicated queue database.
+DATABASES = {"default": database("default"), "queue": database("queue")}
 
 SECRET_KEY = "dj-queue-tests"
 USE_TZ = True
 TIME_ZONE = "UTC"
 INSTALLED_APPS = [
-    "django.contrib.contenttypes",
+    "django.contrib.admin",
     "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "dj_queue",
     "tests.taskapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
 ]
 DATABASE_ROUTERS = ["dj_queue.routers.DjQueueRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -86,6 +113,11 @@ TASKS = {
         "BACKEND": "dj_queue.backend.DjQueueBackend",
         "QUEUES": [],
         "OPTIONS": OPTIONS,
+    },
+    "separate": {
+        "BACKEND": "dj_queue.backend.DjQueueBackend",
+        "QUEUES": [],
+        "OPTIONS": {**OPTIONS, "database_alias": "queue"},
     },
 }
 

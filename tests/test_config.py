@@ -267,6 +267,9 @@ def test_number_of_seconds_too_large_for_a_float_raises_configuration_error():
 # -- system checks -------------------------------------------------------------
 
 
+BOTH_DATABASES = pytest.mark.django_db(databases=["default", "queue"])
+
+
 def tasks_with_options(**options) -> dict:
     tasks = copy.deepcopy(settings.TASKS)
     tasks["default"]["OPTIONS"] = {**tasks["default"]["OPTIONS"], **options}
@@ -274,15 +277,18 @@ def tasks_with_options(**options) -> dict:
 
 
 def dj_queue_errors() -> list:
-    # Django's model checks ask some database backends for their server version.
+    # Django's model checks ask some database backends for their server version,
+    # which is why these tests may use both databases.
     return [message for message in run_checks() if message.id.startswith("dj_queue.")]
 
 
-def test_suite_settings_pass_the_checks(db):
+@BOTH_DATABASES
+def test_suite_settings_pass_the_checks():
     assert dj_queue_errors() == []
 
 
-def test_check_reports_bad_options_as_e001(db):
+@BOTH_DATABASES
+def test_check_reports_bad_options_as_e001():
     with override_settings(TASKS=tasks_with_options(workers=[{"threads": 0}])):
         [error] = dj_queue_errors()
     assert isinstance(error, Error)
@@ -290,7 +296,8 @@ def test_check_reports_bad_options_as_e001(db):
     assert "TASKS['default']['OPTIONS']['workers'][0]['threads']" in error.msg
 
 
-def test_check_reports_an_unknown_database_alias_as_e002(db):
+@BOTH_DATABASES
+def test_check_reports_an_unknown_database_alias_as_e002():
     with override_settings(TASKS=tasks_with_options(database_alias="nowhere")):
         [error] = dj_queue_errors()
     assert isinstance(error, Error)
@@ -298,7 +305,8 @@ def test_check_reports_an_unknown_database_alias_as_e002(db):
     assert "'nowhere'" in error.msg
 
 
-def test_check_names_the_backend_alias_with_bad_options(db):
+@BOTH_DATABASES
+def test_check_names_the_backend_alias_with_bad_options():
     tasks = copy.deepcopy(settings.TASKS)
     tasks["secondary"] = {"BACKEND": BACKEND_PATH, "OPTIONS": {"mode": "thread"}}
     with override_settings(TASKS=tasks):
