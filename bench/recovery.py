@@ -29,7 +29,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.db import connection  # noqa: E402
+from django.db import connection, connections  # noqa: E402
 
 from dj_queue.models import ClaimedExecution, Process  # noqa: E402
 from tests.conftest import Runtime  # noqa: E402
@@ -50,6 +50,7 @@ def start(*args: str) -> Runtime:
     env = {
         **os.environ,
         "DJ_QUEUE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "DJ_QUEUE_TEST_QUEUE_DB_NAME": str(connections["queue"].settings_dict["NAME"]),
         "PYTHONPATH": str(ROOT),
     }
     runtime = Runtime(["--mode", "fork", *args], env)
@@ -108,7 +109,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     runs = parser.parse_args().runs
     options = django.conf.settings.TASKS["default"]["OPTIONS"]
-    test_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    # Every alias the runtime's checks look at must exist: make scratch copies of all.
+    created = {
+        alias: connections[alias].creation.create_test_db(verbosity=0, autoclobber=True)
+        for alias in connections
+    }
+    test_name = created["default"]
     try:
         rows = []
         for run in range(1, runs + 1):
@@ -131,7 +137,8 @@ def main() -> None:
             f"dead node pruned {medians[2]:.2f}s"
         )
     finally:
-        connection.creation.destroy_test_db(test_name, verbosity=0)
+        for alias, name in created.items():
+            connections[alias].creation.destroy_test_db(name, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,15 @@ from dj_queue.operations.processes import register_process
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items):
+    # A runtime subprocess checks its models against every database they may be
+    # routed to, so both test databases must exist whenever one is started.
+    for item in items:
+        if "start_runtime" in getattr(item, "fixturenames", ()):
+            marker = pytest.mark.django_db(transaction=True, databases=["default", "queue"])
+            item.add_marker(marker, append=False)
+
+
 @pytest.fixture
 def backend():
     return task_backends["default"]

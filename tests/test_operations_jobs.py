@@ -21,8 +21,11 @@ from dj_queue.operations.jobs import (
     JobError,
     complete_job,
     discard_failed_job,
+    discard_failed_jobs,
+    discard_waiting_jobs,
     fail_job,
     retry_failed_job,
+    retry_failed_jobs,
 )
 from dj_queue.operations.processes import register_process
 from tests.invariants import assert_invariants, job_states, state_of
@@ -366,5 +369,62 @@ def test_retry_and_discard_refuse_a_malformed_id(worker_process, operation, bad_
 
     with pytest.raises(JobStateError):
         operation(bad_id)
+
+    assert snapshot() == before
+
+
+# -- bulk forms ----------------------------------------------------------------------
+
+
+def test_retry_failed_jobs_retries_the_failed_ones_and_skips_the_rest(worker_process):
+    failed = [failed_job(worker_process, f"boom {i}") for i in range(5)]
+    waiting = uuid.UUID(add.enqueue(1, 1).id)
+
+    retried = retry_failed_jobs([*failed, str(waiting), uuid.uuid4()], batch_size=2)
+
+    assert retried == 5
+    assert {state_of(job_id) for job_id in failed} == {"ready"}
+    assert state_of(waiting) == "ready"
+    assert all(len(Job.objects.get(pk=job_id).errors) == 1 for job_id in failed)
+    assert assert_invariants() == {"ready": 6}
+
+
+def test_discard_failed_jobs_deletes_only_failed_ones(worker_process):
+    failed = [failed_job(worker_process) for _ in range(3)]
+    running = claimed_job(worker_process)
+
+    assert discard_failed_jobs([*failed, running], batch_size=2) == 3
+
+    assert {state_of(job_id) for job_id in failed} == {"missing"}
+    assert state_of(running) == "claimed"
+    assert_invariants()
+
+
+def test_discard_waiting_jobs_deletes_ready_and_scheduled_only(worker_process):
+    running = claimed_job(worker_process)
+    failed = failed_job(worker_process)
+    ready = uuid.UUID(add.enqueue(1, 1).id)
+    scheduled = uuid.UUID(add.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(1, 1).id)
+
+    assert discard_waiting_jobs([running, failed, ready, scheduled]) == 2
+
+    assert state_of(ready) == state_of(scheduled) == "missing"
+    assert state_of(running) == "claimed"
+    assert state_of(failed) == "failed"
+    assert_invariants()
+
+
+@pytest.mark.parametrize("operation", ["retry", "discard", "discard_waiting"])
+def test_bulk_forms_refuse_a_malformed_id_before_changing_anything(worker_process, operation):
+    failed = failed_job(worker_process)
+    before = snapshot()
+    bulk = {
+        "retry": retry_failed_jobs,
+        "discard": discard_failed_jobs,
+        "discard_waiting": discard_waiting_jobs,
+    }[operation]
+
+    with pytest.raises(JobStateError, match="not a dj_queue job id"):
+        bulk([failed, "not-an-id"])
 
     assert snapshot() == before

@@ -202,3 +202,25 @@ def test_bad_configuration_refuses_to_start(transactional_db, args, env, expecte
     assert completed.returncode != 0
     assert expected in completed.stderr
     assert not Process.objects.exists()
+
+
+def test_running_worker_skips_a_paused_queue_and_resumed_work_flows(start_runtime):
+    from dj_queue.api import QueueInfo
+
+    orders = QueueInfo("orders")
+    orders.pause()
+    runtime = start_runtime()
+    held = add.using(queue_name="orders").enqueue(1, 1)
+    other = add.using(queue_name="other").enqueue(2, 2)
+
+    wait_until(lambda: finished(other), message=runtime.log())
+    time.sleep(0.5)  # ten polls of the worker
+    held.refresh()
+    assert held.status == TaskResultStatus.READY
+    assert orders.size == 1
+
+    orders.resume()
+    wait_until(lambda: finished(held), message=runtime.log())
+    assert held.return_value == 2
+    assert orders.size == 0
+    assert runtime.stop() == 0

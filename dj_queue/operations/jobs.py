@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, NoReturn
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from ..exceptions import JobStateError
@@ -318,6 +318,23 @@ def discard_waiting_jobs(
     return _in_batches(alias, job_ids, batch_size, partial(_discard_waiting_batch, alias))
 
 
+def finished_jobs(
+    alias: str,
+    *,
+    finished_before: datetime,
+    task_path: str | None = None,
+    include_failed: bool = False,
+) -> QuerySet[Job]:
+    """Jobs that finished before ``finished_before``: successful ones, and failed
+    ones too with ``include_failed``; never a job that still waits or runs."""
+    jobs = Job.objects.using(alias).filter(finished_at__lt=finished_before)
+    if task_path is not None:
+        jobs = jobs.filter(task_path=task_path)
+    if not include_failed:
+        jobs = jobs.filter(~Exists(FailedExecution.objects.filter(job_id=OuterRef("pk"))))
+    return jobs
+
+
 def delete_finished_jobs(
     alias: str,
     *,
@@ -326,18 +343,16 @@ def delete_finished_jobs(
     task_path: str | None = None,
     include_failed: bool = False,
 ) -> int:
-    """Delete jobs that finished before ``finished_before``, a batch per
-    transaction, so a table of millions is never locked at once. Successful jobs
-    only, unless ``include_failed``; never a job that is ready, scheduled,
-    claimed or blocked. Returns how many were deleted."""
+    """Delete ``finished_jobs(...)``, a batch per transaction, so a table of
+    millions is never locked at once. Returns how many were deleted."""
 
-    def finished() -> Any:
-        jobs = Job.objects.using(alias).filter(finished_at__lt=finished_before)
-        if task_path is not None:
-            jobs = jobs.filter(task_path=task_path)
-        if not include_failed:
-            jobs = jobs.filter(~Exists(FailedExecution.objects.filter(job_id=OuterRef("pk"))))
-        return jobs
+    def finished() -> QuerySet[Job]:
+        return finished_jobs(
+            alias,
+            finished_before=finished_before,
+            task_path=task_path,
+            include_failed=include_failed,
+        )
 
     def delete_batch() -> tuple[int, int]:
         ids = list(finished().order_by("finished_at").values_list("pk", flat=True)[:batch_size])

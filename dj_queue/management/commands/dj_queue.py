@@ -6,28 +6,23 @@ import os
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
 
 from dj_queue import __version__
-from dj_queue.backend import DjQueueBackend
 from dj_queue.config import MODES
 from dj_queue.config_loading import CommandLine, load_config, skip_recurring
 from dj_queue.exceptions import ConfigurationError
 from dj_queue.runtime.supervisor import Supervisor, Topology, build_supervisor
 
+from ._base import BackendCommand
 
-class Command(BaseCommand):
+
+class Command(BackendCommand):
     help = "Run the dj_queue supervisor: workers, dispatchers and the scheduler."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--backend",
-            default="default",
-            help="Task backend alias in TASKS to serve (default: %(default)s).",
-        )
+        super().add_arguments(parser)
         parser.add_argument(
             "--mode",
             choices=MODES,
@@ -49,16 +44,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         alias = options["backend"]
-        try:
-            backend = task_backends[alias]
-        except InvalidTaskBackend as exc:
-            raise CommandError(f"--backend {alias!r}: {exc}") from exc
-        if not isinstance(backend, DjQueueBackend):
-            raise CommandError(
-                f"--backend {alias!r}: TASKS[{alias!r}]['BACKEND'] is "
-                f"{type(backend).__module__}.{type(backend).__qualname__}, not "
-                "dj_queue.backend.DjQueueBackend."
-            )
+        backend = self.backend(alias)
         command_line = CommandLine(
             config_path=options["config"],
             mode=options["mode"],
