@@ -73,42 +73,43 @@ class DjQueueBackend(BaseTaskBackend):
 
     def _enqueue(self, task_calls: list[Any], label: str | None) -> list[TaskResult]:
         from .operations.jobs import NewJob, enqueue_jobs
+        from .results import new_job_result
 
         prepared: list[tuple[Task, NewJob]] = []
+        validated: set[Task] = set()  # a batch usually repeats one task
         for index, call in enumerate(task_calls):
             where = f"{label}[{index}]: " if label else ""
             task, args, kwargs = self._unpack_call(call, where)
             try:
-                self.validate_task(task)
+                if task not in validated:
+                    self.validate_task(task)
+                    validated.add(task)
                 normalized_args, normalized_kwargs = normalize_arguments(args, kwargs)
             except (InvalidTask, InvalidPayload) as exc:
                 if not where:
                     raise
                 raise type(exc)(f"{where}{task.module_path}: {exc}") from exc
-            prepared.append(
-                (
-                    task,
-                    NewJob(
-                        id=new_job_id(),
-                        backend_alias=self.alias,
-                        task_path=task.module_path,
-                        queue_name=task.queue_name,
-                        priority=task.priority,
-                        args=normalized_args,
-                        kwargs=normalized_kwargs,
-                        run_after=task.run_after,
-                    ),
-                )
+            new = NewJob(
+                id=new_job_id(),
+                backend_alias=self.alias,
+                task_path=task.module_path,
+                queue_name=task.queue_name,
+                priority=task.priority,
+                args=normalized_args,
+                kwargs=normalized_kwargs,
+                run_after=task.run_after,
             )
+            prepared.append((task, new))
         if not prepared:
             return []
-        jobs = enqueue_jobs(self.database_alias, [new for _, new in prepared], timezone.now())
-        from .results import build_result
-
-        results = [
-            build_result(job, TaskResultStatus.READY, task)
-            for (task, _), job in zip(prepared, jobs, strict=True)
-        ]
+        now = timezone.now()
+        enqueue_jobs(
+            self.database_alias,
+            [new for _, new in prepared],
+            now,
+            notify=self.config.listen_notify,
+        )
+        results = [new_job_result(task, new, now) for task, new in prepared]
         for result in results:
             send_task_signal(task_enqueued, type(self), result)
         return results

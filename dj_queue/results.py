@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
@@ -10,6 +12,9 @@ from django.tasks.base import TaskError
 from .exceptions import InvalidPayload
 from .models import Job
 from .tasks_registry import resolve_task
+
+if TYPE_CHECKING:
+    from .operations.jobs import NewJob
 
 
 def task_for_job(job: Job, task: Task | None = None) -> Task:
@@ -55,3 +60,21 @@ def build_result(job: Job, status: TaskResultStatus, task: Task | None = None) -
     if status == TaskResultStatus.SUCCESSFUL:
         object.__setattr__(result, "_return_value", job.return_value)
     return result
+
+
+def new_job_result(task: Task, new: NewJob, enqueued_at: datetime) -> TaskResult:
+    """The result of a call just enqueued, without reading it back."""
+    return TaskResult(
+        task=task,
+        id=str(new.id),
+        status=TaskResultStatus.READY,
+        enqueued_at=enqueued_at,
+        started_at=None,
+        finished_at=None,
+        last_attempted_at=None,
+        args=new.args,
+        kwargs=new.kwargs,
+        backend=new.backend_alias,
+        errors=[],
+        worker_ids=[],
+    )

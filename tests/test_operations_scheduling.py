@@ -30,9 +30,9 @@ def schedule(
         kwargs={},
         run_after=run_after,
     )
-    [job] = enqueue_jobs("default", [new], enqueued_at or run_after - timedelta(hours=1))
-    assert state_of(job.id) == "scheduled"
-    return str(job.id)
+    enqueue_jobs("default", [new], enqueued_at or run_after - timedelta(hours=1))
+    assert state_of(new.id) == "scheduled"
+    return str(new.id)
 
 
 def past(minutes: int = 1) -> datetime:

@@ -34,13 +34,15 @@ class Driver:
     vendor = "base"
     # DELETE … RETURNING, so taking rows is one statement.
     delete_returning = False
+    # Claims, completions and enqueues as one statement each (see the PostgreSQL driver).
+    single_statement_transitions = False
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
         self.has_skip_locked = bool(connection.features.has_select_for_update_skip_locked)
         # Imported here: models import nothing from the drivers, and drivers are
         # created only after apps are ready.
-        from ..models import Job, Pause, ReadyExecution, ScheduledExecution
+        from ..models import ClaimedExecution, Job, Pause, ReadyExecution, ScheduledExecution
 
         quote = connection.ops.quote_name
         self.q = quote
@@ -48,8 +50,13 @@ class Driver:
         self.ready_table = quote(ReadyExecution._meta.db_table)
         self.scheduled_table = quote(ScheduledExecution._meta.db_table)
         self.pause_table = quote(Pause._meta.db_table)
+        self.claimed_table = quote(ClaimedExecution._meta.db_table)
         self._job_pk = Job._meta.pk
         self._datetime_field = Job._meta.get_field("enqueued_at")
+        self._json_field = Job._meta.get_field("return_value")
+        self._job_fields = Job._meta.concrete_fields
+        self.job_columns = [str(field.column) for field in self._job_fields]
+        self.job_column_list = ", ".join(quote(column) for column in self.job_columns)
 
     # -- values -----------------------------------------------------------
     def job_id_param(self, job_id: uuid.UUID) -> Any:
@@ -58,6 +65,19 @@ class Driver:
 
     def datetime_param(self, value: datetime) -> Any:
         return self._datetime_field.get_db_prep_value(value, self.connection)
+
+    def json_param(self, value: Any) -> Any:
+        return self._json_field.get_db_prep_save(value, self.connection)
+
+    def insert_values(self, objects: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``VALUES`` rows for ``objects`` (jobs) in ``job_column_list`` order."""
+        row = "(" + ", ".join(["%s"] * len(self._job_fields)) + ")"
+        params = [
+            field.get_db_prep_save(getattr(obj, field.attname), self.connection)
+            for obj in objects
+            for field in self._job_fields
+        ]
+        return ", ".join([row] * len(objects)), params
 
     @staticmethod
     def to_uuid(value: Any) -> uuid.UUID:
@@ -179,6 +199,38 @@ class Driver:
                 *(self.job_id_param(job_id) for job_id in job_ids),
             ],
         )
+
+    # -- single statements (drivers with single_statement_transitions) ----------
+    def claim_statement(
+        self,
+        *,
+        selector: str,
+        limit: int,
+        skip_locked: bool,
+        process_id: int,
+        worker_id: str,
+        now: datetime,
+    ) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def complete_statement(
+        self,
+        *,
+        job_id: uuid.UUID,
+        process_id: int,
+        return_value: Any,
+        finished_at: datetime,
+        preserve: bool,
+    ) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def enqueue_statement(
+        self, jobs: Sequence[Any], now: datetime, *, notify: bool
+    ) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def notify_statement(self, queue_names: Sequence[str]) -> tuple[str, list[Any]]:
+        raise NotImplementedError
 
     def json_append(self, column: str) -> str:
         """SQL for ``column`` (a JSON array) with one string parameter appended."""

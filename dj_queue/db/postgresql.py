@@ -1,12 +1,33 @@
+"""PostgreSQL: every hot transition is one statement.
+
+Data-modifying CTEs let a claim (take ready rows, record the claims, stamp the
+attempt, return the jobs), a completion (release the claim, record the result)
+and an enqueue (insert jobs and their first state rows, wake listeners) each be
+a single statement: one round trip, and in autocommit a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
 from .base import Driver
 
 # serialization_failure, deadlock_detected, lock_not_available
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
 
+# One channel for every queue: the payload names the queue. A fixed name stays
+# within PostgreSQL's 63-byte limit whatever the queue is called.
+NOTIFY_CHANNEL = "dj_queue_ready"
+
 
 class PostgreSQLDriver(Driver):
     vendor = "postgresql"
     delete_returning = True
+    single_statement_transitions = True
 
     def json_append(self, column: str) -> str:
         return f"{column} || jsonb_build_array(%s::text)"
@@ -14,3 +35,164 @@ class PostgreSQLDriver(Driver):
     def is_transient(self, exc: BaseException) -> bool:
         cause = exc.__cause__ or exc
         return getattr(cause, "sqlstate", None) in _TRANSIENT_SQLSTATES
+
+    # -- claim ------------------------------------------------------------------
+    def claim_statement(
+        self,
+        *,
+        selector: str,
+        limit: int,
+        skip_locked: bool,
+        process_id: int,
+        worker_id: str,
+        now: datetime,
+    ) -> tuple[str, list[Any]]:
+        """SQL returning the claimed jobs' rows, plus ``dj_queue_ready_id``."""
+        q = self.q
+        condition, params = self.selector_condition(selector)
+        queue = q("queue_name")
+        choose = (
+            f"SELECT {q('id')} FROM {self.ready_table} "
+            f"WHERE {condition} AND {self.queue_not_paused(queue)} "
+            f"ORDER BY {q('priority')} DESC, {q('id')} ASC LIMIT %s{self.lock_clause(skip_locked)}"
+        )
+        columns = ", ".join(f"j.{q(column)}" for column in self.job_columns)
+        when = self.datetime_param(now)
+        sql = (
+            f"WITH taken AS ("
+            f"DELETE FROM {self.ready_table} WHERE {q('id')} IN ({choose}) "
+            f"RETURNING {q('id')}, {q('job_id')}"
+            f"), claimed AS ("
+            f"INSERT INTO {self.claimed_table} "
+            f"({q('job_id')}, {q('process_id')}, {q('created_at')}) "
+            f"SELECT {q('job_id')}, %s, %s FROM taken"
+            f") "
+            f"UPDATE {self.job_table} AS j SET "
+            f"{q('started_at')} = COALESCE(j.{q('started_at')}, %s), "
+            f"{q('last_attempted_at')} = %s, "
+            f"{q('worker_ids')} = j.{q('worker_ids')} || jsonb_build_array(%s::text) "
+            f"FROM taken WHERE j.{q('id')} = taken.{q('job_id')} "
+            f"RETURNING {columns}, taken.{q('id')} AS dj_queue_ready_id"
+        )
+        return sql, [*params, limit, process_id, when, when, when, worker_id]
+
+    # -- complete ------------------------------------------------------------
+    def complete_statement(
+        self,
+        *,
+        job_id: uuid.UUID,
+        process_id: int,
+        return_value: Any,
+        finished_at: datetime,
+        preserve: bool,
+    ) -> tuple[str, list[Any]]:
+        """SQL returning one row if (and only if) ``process_id`` held the claim."""
+        q = self.q
+        release = (
+            f"WITH released AS ("
+            f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} = %s AND {q('process_id')} = %s "
+            f"RETURNING {q('job_id')}) "
+        )
+        params: list[Any] = [self.job_id_param(job_id), process_id]
+        if preserve:
+            sql = (
+                f"{release}UPDATE {self.job_table} AS j SET {q('finished_at')} = %s, "
+                f"{q('return_value')} = %s FROM released "
+                f"WHERE j.{q('id')} = released.{q('job_id')} RETURNING j.{q('id')}"
+            )
+            params += [self.datetime_param(finished_at), self.json_param(return_value)]
+        else:
+            sql = (
+                f"{release}DELETE FROM {self.job_table} AS j USING released "
+                f"WHERE j.{q('id')} = released.{q('job_id')} RETURNING j.{q('id')}"
+            )
+        return sql, params
+
+    # -- enqueue ------------------------------------------------------------------
+    # Columns a new job takes from its call; every other column starts empty.
+    _CALL_COLUMNS = {
+        "id": "uuid",
+        "backend_alias": "text",
+        "task_path": "text",
+        "queue_name": "text",
+        "priority": "smallint",
+        "args": "jsonb",
+        "kwargs": "jsonb",
+        "run_after": "timestamptz",
+    }
+    _EMPTY_JSON_LISTS = {"worker_ids", "errors"}
+
+    def enqueue_statement(
+        self, jobs: Sequence[Any], now: datetime, *, notify: bool
+    ) -> tuple[str, list[Any]]:
+        """SQL inserting ``jobs`` (NewJob calls) with their ready or scheduled
+        rows. The whole batch travels as one JSON document that PostgreSQL
+        unpacks into rows: one parameter, whatever the batch size."""
+        q = self.q
+        when = self.datetime_param(now)
+        document = json.dumps(
+            [
+                {
+                    "id": str(job.id),
+                    "backend_alias": job.backend_alias,
+                    "task_path": job.task_path,
+                    "queue_name": job.queue_name,
+                    "priority": job.priority,
+                    "args": job.args,
+                    "kwargs": job.kwargs,
+                    "run_after": job.run_after.isoformat() if job.run_after else None,
+                }
+                for job in jobs
+            ]
+        )
+        record = ", ".join(f"{name} {kind}" for name, kind in self._CALL_COLUMNS.items())
+        names = ", ".join(self._CALL_COLUMNS)
+        values = []
+        for field in self._job_fields:
+            if field.name in self._CALL_COLUMNS:
+                values.append(f"r.{field.name}")
+            elif field.name == "enqueued_at":
+                values.append("%s")
+            elif field.name in self._EMPTY_JSON_LISTS:
+                values.append("'[]'::jsonb")
+            else:
+                assert field.null, f"a new job needs a value for {field.name}"
+                values.append("NULL")
+        new = f"{q('id')}, {q('queue_name')}, {q('priority')}"
+        sql = (
+            f"WITH new_jobs AS ("
+            f"INSERT INTO {self.job_table} ({self.job_column_list}) "
+            f"SELECT {', '.join(values)} "
+            f"FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({record})) "
+            f"WITH ORDINALITY AS r({names}, position) "
+            f"ORDER BY r.position "
+            f"RETURNING {new}, {q('run_after')}"
+            f"), scheduled AS ("
+            f"INSERT INTO {self.scheduled_table} "
+            f"({q('job_id')}, {q('queue_name')}, {q('priority')}, {q('scheduled_at')}, "
+            f"{q('created_at')}) "
+            f"SELECT {new}, {q('run_after')}, %s FROM new_jobs WHERE {q('run_after')} > %s"
+            f"), ready AS ("
+            f"INSERT INTO {self.ready_table} "
+            f"({q('job_id')}, {q('queue_name')}, {q('priority')}, {q('created_at')}) "
+            f"SELECT {new}, %s FROM new_jobs "
+            f"WHERE {q('run_after')} IS NULL OR {q('run_after')} <= %s "
+            f"RETURNING {q('queue_name')}) "
+        )
+        params: list[Any] = [when, document, when, when, when, when]
+        if notify:
+            sql += (
+                f"SELECT pg_notify(%s, {q('queue_name')}) "
+                f"FROM (SELECT DISTINCT {q('queue_name')} FROM ready) AS queues"
+            )
+            params.append(NOTIFY_CHANNEL)
+        else:
+            sql += "SELECT 1 FROM ready LIMIT 0"
+        return sql, params
+
+    def notify_statement(self, queue_names: Sequence[str]) -> tuple[str, list[Any]]:
+        placeholders = ", ".join(["(%s)"] * len(queue_names))
+        return (
+            f"SELECT pg_notify(%s, name) FROM (VALUES {placeholders}) AS queues (name)",
+            [NOTIFY_CHANNEL, *queue_names],
+        )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 from django.db import connections
 from django.utils import timezone
 
-from ..db import ReadyRow, get_driver
+from ..db import Driver, ReadyRow, get_driver
 from ..models import ClaimedExecution, Job
-from .transactions import in_transaction
+from .transactions import in_one_statement, in_transaction
 
 
 def claim_jobs(
@@ -31,6 +33,10 @@ def claim_jobs(
     if limit < 1:
         return []
     driver = get_driver(alias)
+    if driver.single_statement_transitions:
+        return _claim_by_statements(
+            alias, driver, process_id, worker_id, selectors, limit, skip_locked
+        )
 
     def claim() -> list[Job]:
         now = timezone.now()
@@ -56,3 +62,36 @@ def claim_jobs(
         return [jobs[job_id] for job_id in job_ids]
 
     return in_transaction(alias, claim)
+
+
+def _claim_by_statements(
+    alias: str,
+    driver: Driver,
+    process_id: int,
+    worker_id: str,
+    selectors: Sequence[str],
+    limit: int,
+    skip_locked: bool,
+) -> list[Job]:
+    """One statement per selector, each a whole claim transaction of its own."""
+    claimed: list[Job] = []
+    for selector in selectors:
+        remaining = limit - len(claimed)
+        if remaining <= 0:
+            break
+        sql, params = driver.claim_statement(
+            selector=selector,
+            limit=remaining,
+            skip_locked=skip_locked,
+            process_id=process_id,
+            worker_id=worker_id,
+            now=timezone.now(),
+        )
+        jobs = in_one_statement(alias, partial(_claimed_jobs, alias, sql, params))
+        jobs.sort(key=lambda job: (-job.priority, getattr(job, "dj_queue_ready_id", 0)))
+        claimed.extend(jobs)
+    return claimed
+
+
+def _claimed_jobs(alias: str, sql: str, params: list[Any]) -> list[Job]:
+    return list(Job.objects.using(alias).raw(sql, params))

@@ -10,14 +10,16 @@ from datetime import datetime
 from functools import partial
 from typing import Any, NoReturn
 
+from django.db import connections
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from ..db import get_driver
 from ..exceptions import JobStateError
 from ..ids import parse_job_id
 from ..models import ClaimedExecution, FailedExecution, Job, ReadyExecution, ScheduledExecution
 from .routing import queue_database_alias
-from .transactions import in_transaction
+from .transactions import in_one_statement, in_transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +68,35 @@ def _storable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def enqueue_jobs(alias: str, new_jobs: Sequence[NewJob], now: datetime) -> list[Job]:
+# Jobs per INSERT statement, so that one statement's JSON document stays modest.
+ENQUEUE_CHUNK = 5000
+
+
+def enqueue_jobs(
+    alias: str, new_jobs: Sequence[NewJob], now: datetime, *, notify: bool = False
+) -> None:
     """Write jobs with their first state row: scheduled when ``run_after`` is
-    still ahead of ``now``, ready otherwise. All or nothing."""
+    still ahead of ``now``, ready otherwise. All or nothing. With ``notify``,
+    listening workers are woken for the queues given ready work (PostgreSQL)."""
+    driver = get_driver(alias)
+    if driver.single_statement_transitions:
+
+        def insert(chunk: Sequence[NewJob]) -> None:
+            sql, params = driver.enqueue_statement(chunk, now, notify=notify)
+            with connections[alias].cursor() as cursor:
+                cursor.execute(sql, params)
+
+        if len(new_jobs) <= ENQUEUE_CHUNK:
+            in_one_statement(alias, lambda: insert(new_jobs))
+            return
+
+        def insert_all() -> None:
+            for start in range(0, len(new_jobs), ENQUEUE_CHUNK):
+                insert(new_jobs[start : start + ENQUEUE_CHUNK])
+
+        in_transaction(alias, insert_all)
+        return
+
     jobs = [
         Job(
             id=new.id,
@@ -86,12 +114,11 @@ def enqueue_jobs(alias: str, new_jobs: Sequence[NewJob], now: datetime) -> list[
         for new in new_jobs
     ]
 
-    def write() -> list[Job]:
+    def write() -> None:
         Job.objects.using(alias).bulk_create(jobs)
         _make_ready_or_scheduled(alias, jobs, now)
-        return jobs
 
-    return in_transaction(alias, write)
+    in_transaction(alias, write)
 
 
 def _make_ready_or_scheduled(alias: str, jobs: Iterable[Job], now: datetime) -> None:
@@ -135,6 +162,22 @@ def complete_job(
     claim (the job was recovered from a process presumed dead).
     """
     finished_at = now or timezone.now()
+    driver = get_driver(alias)
+    if driver.single_statement_transitions:
+        sql, params = driver.complete_statement(
+            job_id=job_id,
+            process_id=process_id,
+            return_value=return_value,
+            finished_at=finished_at,
+            preserve=preserve,
+        )
+
+        def statement() -> bool:
+            with connections[alias].cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone() is not None
+
+        return in_one_statement(alias, statement)
 
     def write() -> bool:
         if not _release_claim(alias, job_id, process_id):

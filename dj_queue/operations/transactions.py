@@ -6,15 +6,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from django.db import DatabaseError, connections, transaction
 
 from ..db import get_driver
 
 logger = logging.getLogger("dj_queue")
-
-T = TypeVar("T")
 
 MAX_ATTEMPTS = 6
 
@@ -27,15 +24,29 @@ def in_transaction[T](alias: str, operation: Callable[[], T]) -> T:
     transaction: inside a caller's ``atomic()`` block the whole block would have
     to be retried, so the error goes to the caller unchanged.
     """
-    connection = connections[alias]
-    if connection.in_atomic_block:
+
+    def atomically() -> T:
+        with transaction.atomic(using=alias):
+            return operation()
+
+    return _retried(alias, atomically)
+
+
+def in_one_statement[T](alias: str, statement: Callable[[], T]) -> T:
+    """Run ``statement``, which issues exactly one SQL statement, with the same
+    retries. Outside a transaction, autocommit makes that statement a transaction
+    of its own, without the round trips of BEGIN and COMMIT."""
+    return _retried(alias, statement)
+
+
+def _retried[T](alias: str, operation: Callable[[], T]) -> T:
+    if connections[alias].in_atomic_block:
         with transaction.atomic(using=alias):
             return operation()
     driver = get_driver(alias)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            with transaction.atomic(using=alias):
-                return operation()
+            return operation()
         except DatabaseError as exc:
             if attempt == MAX_ATTEMPTS or not driver.is_transient(exc):
                 raise
