@@ -36,6 +36,8 @@ class Driver:
     delete_returning = False
     # Claims, completions and enqueues as one statement each (see the PostgreSQL driver).
     single_statement_transitions = False
+    # LISTEN/NOTIFY, to wake idle workers at once.
+    supports_notify = False
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection

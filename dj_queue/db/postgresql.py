@@ -28,6 +28,7 @@ class PostgreSQLDriver(Driver):
     vendor = "postgresql"
     delete_returning = True
     single_statement_transitions = True
+    supports_notify = True
 
     def json_append(self, column: str) -> str:
         return f"{column} || jsonb_build_array(%s::text)"

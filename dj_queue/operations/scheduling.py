@@ -10,8 +10,11 @@ from ..models import ReadyExecution
 from .transactions import in_transaction
 
 
-def promote_due_jobs(alias: str, *, batch_size: int, skip_locked: bool = True) -> int:
-    """Move up to ``batch_size`` due scheduled jobs to ready; returns how many."""
+def promote_due_jobs(
+    alias: str, *, batch_size: int, skip_locked: bool = True, notify: bool = False
+) -> int:
+    """Move up to ``batch_size`` due scheduled jobs to ready; returns how many.
+    With ``notify``, listening workers are woken for those queues (PostgreSQL)."""
     driver = get_driver(alias)
 
     def promote() -> int:
@@ -30,6 +33,10 @@ def promote_due_jobs(alias: str, *, batch_size: int, skip_locked: bool = True) -
                     for row in due
                 ]
             )
+            if notify and driver.supports_notify:
+                sql, params = driver.notify_statement(sorted({row.queue_name for row in due}))
+                with connections[alias].cursor() as cursor:
+                    cursor.execute(sql, params)
         return len(due)
 
     return in_transaction(alias, promote)

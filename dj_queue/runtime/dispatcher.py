@@ -7,6 +7,7 @@ from typing import Any
 from ..config import DispatcherConfig, QueueConfig
 from ..operations.scheduling import promote_due_jobs
 from .actor import Actor
+from .silence import polling
 
 
 class Dispatcher(Actor):
@@ -30,11 +31,13 @@ class Dispatcher(Actor):
         }
 
     def step(self) -> None:
-        promoted = promote_due_jobs(
-            self.alias,
-            batch_size=self.dispatcher.batch_size,
-            skip_locked=self.config.use_skip_locked,
-        )
+        with polling(self.config.silence_polling):
+            promoted = promote_due_jobs(
+                self.alias,
+                batch_size=self.dispatcher.batch_size,
+                skip_locked=self.config.use_skip_locked,
+                notify=self.config.listen_notify,
+            )
         # A full batch means more may be due: go again at once.
         if promoted < self.dispatcher.batch_size:
             self.sleep(self.dispatcher.polling_interval)

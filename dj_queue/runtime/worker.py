@@ -6,11 +6,14 @@ import logging
 from typing import Any
 
 from ..config import QueueConfig, WorkerConfig
+from ..db import get_driver
 from ..models import Job
 from ..operations.claims import claim_jobs
 from .actor import Actor
 from .execution import ExecutionContext, execute_job
 from .pool import ExecutionPool
+from .silence import polling
+from .wakeups import ReadyListener
 
 logger = logging.getLogger("dj_queue")
 
@@ -29,6 +32,7 @@ class Worker(Actor):
         super().__init__(backend_alias=backend_alias, config=config, supervisor_id=supervisor_id)
         self.worker = worker
         self._pool: ExecutionPool[Job] | None = None
+        self.listener: ReadyListener | None = None
         # Set while every thread is busy: a finishing job then wakes the claim loop.
         self._saturated = False
 
@@ -45,6 +49,7 @@ class Worker(Actor):
 
     def _pool_or_start(self) -> ExecutionPool[Job]:
         if self._pool is None:
+            self._start_listener()
             context = ExecutionContext(
                 alias=self.alias,
                 process_id=self._process_id(),
@@ -66,19 +71,27 @@ class Worker(Actor):
             self._saturated = True
             self.sleep(self.worker.polling_interval)
             return
-        jobs = claim_jobs(
-            self.alias,
-            process_id=self._process_id(),
-            worker_id=self.name,
-            selectors=self.worker.queues,
-            limit=idle,
-            skip_locked=self.config.use_skip_locked,
-        )
+        with polling(self.config.silence_polling):
+            jobs = claim_jobs(
+                self.alias,
+                process_id=self._process_id(),
+                worker_id=self.name,
+                selectors=self.worker.queues,
+                limit=idle,
+                skip_locked=self.config.use_skip_locked,
+            )
         for job in jobs:
             pool.submit(job)
         self._saturated = len(jobs) == idle
         if not self._saturated:
             self.sleep(self.worker.polling_interval)
+
+    def _start_listener(self) -> None:
+        if self.config.listen_notify and get_driver(self.alias).supports_notify:
+            self.listener = ReadyListener(
+                self.alias, self.worker.queues, self.wake, self._stopping, f"{self.name}-listen"
+            )
+            self.listener.start()
 
     def shutdown(self) -> None:
         if self._pool is None:
