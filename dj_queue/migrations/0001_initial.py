@@ -61,7 +61,9 @@ class Migration(migrations.Migration):
                 "indexes": [
                     models.Index(fields=["finished_at"], name="dj_queue_job_finished"),
                     models.Index(
-                        fields=["task_path", "finished_at"], name="dj_queue_job_task_finished"
+                        fields=["task_path", "finished_at"],
+                        name="dj_queue_job_task_finished",
+                        opclasses=["varchar_pattern_ops", "timestamptz_ops"],
                     ),
                 ],
                 "constraints": [

@@ -37,7 +37,15 @@ class Job(models.Model):
         constraints = [priority_range("dj_queue_job_priority_range")]
         indexes = [
             models.Index(fields=["finished_at"], name="dj_queue_job_finished"),
-            models.Index(fields=["task_path", "finished_at"], name="dj_queue_job_task_finished"),
+            # On PostgreSQL the pattern operator class lets LIKE 'prefix%' (the
+            # admin's task path search) use this index under any collation; it
+            # serves equality on task_path (pruning by task) as well. Other
+            # databases ignore operator classes.
+            models.Index(
+                fields=["task_path", "finished_at"],
+                name="dj_queue_job_task_finished",
+                opclasses=["varchar_pattern_ops", "timestamptz_ops"],
+            ),
         ]
 
     def __str__(self) -> str:
