@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(items):
     # A runtime subprocess checks its models against every database they may be
     # routed to, so both test databases must exist whenever one is started.
     for item in items:
-        if "start_runtime" in getattr(item, "fixturenames", ()):
+        if {"start_runtime", "runtime_env"} & set(getattr(item, "fixturenames", ())):
             marker = pytest.mark.django_db(transaction=True, databases=["default", "queue"])
             item.add_marker(marker, append=False)
 
@@ -97,18 +97,24 @@ class Runtime:
 
 
 @pytest.fixture
-def start_runtime(transactional_db) -> Iterator:
+def runtime_env(transactional_db) -> dict[str, str]:
+    """Environment for a ``manage.py`` subprocess that sees this test's databases."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DJ_QUEUE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "DJ_QUEUE_TEST_QUEUE_DB_NAME": str(connections["queue"].settings_dict["NAME"]),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def start_runtime(runtime_env) -> Iterator:
     """Start ``manage.py dj_queue`` subprocesses that see this test's database."""
     runtimes: list[Runtime] = []
 
     def start(*args: str, extra_env: dict[str, str] | None = None) -> Runtime:
-        env = dict(os.environ)
-        env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-        env["DJ_QUEUE_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
-        env["DJ_QUEUE_TEST_QUEUE_DB_NAME"] = str(connections["queue"].settings_dict["NAME"])
-        env["PYTHONPATH"] = str(ROOT)
-        env.update(extra_env or {})
-        runtime = Runtime(list(args), env)
+        runtime = Runtime(list(args), {**runtime_env, **(extra_env or {})})
         runtimes.append(runtime)
         kind = "dispatcher" if "--only-dispatch" in args else "worker"
         runtime.wait_for_log(f"dj_queue: {kind} started")

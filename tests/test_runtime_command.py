@@ -180,19 +180,13 @@ def test_two_runtimes_share_the_queue_and_run_each_job_once(start_runtime):
         (["--only-work", "--only-dispatch"], {}, "cannot be combined"),
     ],
 )
-def test_bad_configuration_refuses_to_start(transactional_db, args, env, expected):
-    import os
-
-    from django.db import connection
+def test_bad_configuration_refuses_to_start(runtime_env, args, env, expected):
 
     completed = subprocess.run(
         [sys.executable, "-m", "django", "dj_queue", *args],
         cwd=ROOT,
         env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DJ_QUEUE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-            "PYTHONPATH": str(ROOT),
+            **runtime_env,
             **env,
         },
         capture_output=True,

@@ -270,17 +270,14 @@ def test_yaml_file_configures_the_runtime(start_runtime, tmp_path):
     assert runtime.stop() == 0
 
 
-def test_bad_yaml_file_refuses_to_start(transactional_db, tmp_path):
+def test_bad_yaml_file_refuses_to_start(runtime_env, tmp_path):
     config = tmp_path / "dj_queue.yml"
     config.write_text("workers:\n  - threads: many\n")
     completed = subprocess.run(
         [sys.executable, "-m", "django", "dj_queue"],
         cwd=ROOT,
         env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DJ_QUEUE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-            "PYTHONPATH": str(ROOT),
+            **runtime_env,
             "DJ_QUEUE_CONFIG": str(config),
         },
         capture_output=True,

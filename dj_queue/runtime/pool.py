@@ -18,12 +18,22 @@ logger = logging.getLogger("dj_queue")
 
 
 class ExecutionPool[T]:
+    """``size`` threads running items. A thread that finishes an item asks
+    ``next_item`` for another before going idle: under load each thread fetches
+    its own next job right away, instead of queueing behind a single claimer."""
+
     def __init__(
-        self, size: int, run: Callable[[T], None], on_done: Callable[[], None], name: str
+        self,
+        size: int,
+        run: Callable[[T], None],
+        on_done: Callable[[], None],
+        name: str,
+        next_item: Callable[[], T | None] = lambda: None,
     ) -> None:
         self.size = size
         self._run = run
         self._on_done = on_done
+        self._next_item = next_item
         self._queue: queue.SimpleQueue[T | None] = queue.SimpleQueue()
         self._busy = 0
         self._lock = threading.Condition()
@@ -51,6 +61,17 @@ class ExecutionPool[T]:
         with self._lock:
             return self._lock.wait_for(lambda: self._busy == 0, timeout)
 
+    def _run_one(self, item: T) -> T | None:
+        """Run ``item``; return the next one this thread should run, if any."""
+        try:
+            self._run(item)
+            return self._next_item()
+        except Exception:
+            # ``run`` records job outcomes itself; reaching here is a bug (or
+            # the database failing ``next_item``), and the thread must outlive it.
+            logger.exception("unexpected error in %s", threading.current_thread().name)
+            return None
+
     def close(self) -> None:
         for _ in self._threads:
             self._queue.put(None)
@@ -58,16 +79,11 @@ class ExecutionPool[T]:
     def _serve(self) -> None:
         try:
             while (item := self._queue.get()) is not None:
-                try:
-                    self._run(item)
-                except Exception:
-                    # ``run`` records job outcomes itself; reaching here is a bug,
-                    # and the thread must outlive it.
-                    logger.exception("unexpected error in %s", threading.current_thread().name)
-                finally:
-                    with self._lock:
-                        self._busy -= 1
-                        self._lock.notify_all()
-                    self._on_done()
+                while item is not None:
+                    item = self._run_one(item)
+                with self._lock:
+                    self._busy -= 1
+                    self._lock.notify_all()
+                self._on_done()
         finally:
             close_thread_connections()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import DatabaseError
+
 from ..config import QueueConfig, WorkerConfig
 from ..db import get_driver
 from ..models import Job
@@ -61,8 +63,32 @@ class Worker(Actor):
                 lambda job: execute_job(job, context),
                 self._job_done,
                 name=self.name,
+                next_item=self._claim_next,
             )
         return self._pool
+
+    def _claim(self, limit: int) -> list[Job]:
+        with polling(self.config.silence_polling):
+            return claim_jobs(
+                self.alias,
+                process_id=self._process_id(),
+                worker_id=self.name,
+                selectors=self.worker.queues,
+                limit=limit,
+                skip_locked=self.config.use_skip_locked,
+            )
+
+    def _claim_next(self) -> Job | None:
+        """Called by a pool thread that just finished a job, for its next one.
+        A failure here only sends the thread idle; the claim loop carries on."""
+        if self.stopping or not self._saturated:
+            return None
+        try:
+            jobs = self._claim(1)
+        except DatabaseError as exc:
+            self._on_error(exc, f"worker {self.name} claiming")
+            return None
+        return jobs[0] if jobs else None
 
     def step(self) -> None:
         pool = self._pool_or_start()
@@ -71,15 +97,7 @@ class Worker(Actor):
             self._saturated = True
             self.sleep(self.worker.polling_interval)
             return
-        with polling(self.config.silence_polling):
-            jobs = claim_jobs(
-                self.alias,
-                process_id=self._process_id(),
-                worker_id=self.name,
-                selectors=self.worker.queues,
-                limit=idle,
-                skip_locked=self.config.use_skip_locked,
-            )
+        jobs = self._claim(idle)
         for job in jobs:
             pool.submit(job)
         self._saturated = len(jobs) == idle
