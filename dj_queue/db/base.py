@@ -68,6 +68,41 @@ class Driver:
     def datetime_param(self, value: datetime) -> Any:
         return self._datetime_field.get_db_prep_value(value, self.connection)
 
+    def jobs_from_rows(self, alias: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Job instances from raw rows holding ``job_columns`` first, converted
+        the way the ORM converts them (JSON decoded, and so on)."""
+        from ..models import Job
+
+        converters = self._row_converters()
+        names = [field.attname for field in self._job_fields]
+        width = len(names)
+        jobs = []
+        for row in rows:
+            values = list(row[:width])
+            for index, column_converters in converters:
+                expression = self._job_columns_expressions[index]
+                for convert in column_converters:
+                    values[index] = convert(values[index], expression, self.connection)
+            jobs.append(Job.from_db(alias, names, values))
+        return jobs
+
+    def _row_converters(self) -> list[tuple[int, list[Any]]]:
+        if not hasattr(self, "_converters"):
+            from ..models import Job
+
+            self._job_columns_expressions = [
+                field.get_col(Job._meta.db_table) for field in self._job_fields
+            ]
+            converters = []
+            for index, column in enumerate(self._job_columns_expressions):
+                found = self.connection.ops.get_db_converters(column) + column.get_db_converters(
+                    self.connection
+                )
+                if found:
+                    converters.append((index, found))
+            self._converters = converters
+        return self._converters
+
     def json_param(self, value: Any) -> Any:
         return self._json_field.get_db_prep_save(value, self.connection)
 
@@ -232,6 +267,10 @@ class Driver:
         raise NotImplementedError
 
     def notify_statement(self, queue_names: Sequence[str]) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: Sequence[Any]) -> Any:
+        """Run one hot statement; returns a cursor to fetch from."""
         raise NotImplementedError
 
     def json_append(self, column: str) -> str:

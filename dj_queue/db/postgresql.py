@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from .base import Driver
 
 # serialization_failure, deadlock_detected, lock_not_available
@@ -25,10 +27,24 @@ NOTIFY_CHANNEL = "dj_queue_ready"
 
 
 class PostgreSQLDriver(Driver):
+    """Hot statements go through a server-side binding psycopg cursor: the
+    parameters travel apart from the SQL instead of being quoted into it. With
+    ``prepare_threshold`` set in the database OPTIONS, psycopg also prepares them
+    (their text never changes); Django leaves it off, which keeps PgBouncer's
+    transaction pooling working."""
+
     vendor = "postgresql"
     delete_returning = True
     single_statement_transitions = True
     supports_notify = True
+
+    def execute(self, sql: str, params: Sequence[Any]) -> Any:
+        """Run ``sql`` with server-side binding; returns the psycopg cursor."""
+        self.connection.ensure_connection()
+        cursor = psycopg.Cursor(self.connection.connection)
+        with self.connection.wrap_database_errors:
+            cursor.execute(sql, params)
+        return cursor
 
     def json_append(self, column: str) -> str:
         return f"{column} || jsonb_build_array(%s::text)"

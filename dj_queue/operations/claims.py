@@ -75,6 +75,7 @@ def _claim_by_statements(
 ) -> list[Job]:
     """One statement per selector, each a whole claim transaction of its own."""
     claimed: list[Job] = []
+    priority_column = driver.job_columns.index("priority")
     for selector in selectors:
         remaining = limit - len(claimed)
         if remaining <= 0:
@@ -87,11 +88,12 @@ def _claim_by_statements(
             worker_id=worker_id,
             now=timezone.now(),
         )
-        jobs = in_one_statement(alias, partial(_claimed_jobs, alias, sql, params))
-        jobs.sort(key=lambda job: (-job.priority, getattr(job, "dj_queue_ready_id", 0)))
-        claimed.extend(jobs)
+        rows = in_one_statement(alias, partial(_fetch_all, driver, sql, params))
+        # The last column is the ready row's id: the claim order within a priority.
+        rows.sort(key=lambda row: (-row[priority_column], row[-1]))
+        claimed.extend(driver.jobs_from_rows(alias, rows))
     return claimed
 
 
-def _claimed_jobs(alias: str, sql: str, params: list[Any]) -> list[Job]:
-    return list(Job.objects.using(alias).raw(sql, params))
+def _fetch_all(driver: Driver, sql: str, params: list[Any]) -> list[Any]:
+    return list(driver.execute(sql, params).fetchall())

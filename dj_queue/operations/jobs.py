@@ -172,12 +172,7 @@ def complete_job(
             preserve=preserve,
         )
 
-        def statement() -> bool:
-            with connections[alias].cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchone() is not None
-
-        return in_one_statement(alias, statement)
+        return in_one_statement(alias, lambda: driver.execute(sql, params).fetchone() is not None)
 
     def write() -> bool:
         if not _release_claim(alias, job_id, process_id):
