@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -276,6 +277,10 @@ class Driver:
     def json_append(self, column: str) -> str:
         """SQL for ``column`` (a JSON array) with one string parameter appended."""
         raise NotImplementedError
+
+    def serialized(self) -> AbstractContextManager[Any]:
+        """Held around each queue transaction of this process (see SQLite)."""
+        return nullcontext()
 
     # -- errors ---------------------------------------------------------------
     def is_transient(self, exc: BaseException) -> bool:

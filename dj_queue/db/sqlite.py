@@ -1,6 +1,12 @@
+import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .base import Driver
+
+# One lock per database file, shared by every thread of the process.
+_write_locks: dict[str, threading.RLock] = {}
+_write_locks_guard = threading.Lock()
 
 
 class SQLiteDriver(Driver):
@@ -13,6 +19,16 @@ class SQLiteDriver(Driver):
 
     vendor = "sqlite"
     delete_returning = True
+
+    def serialized(self) -> AbstractContextManager[Any]:
+        """Threads of one process take turns in Python before asking SQLite for
+        its write lock: a thread SQLite makes wait sleeps 1, 2, 5, 10 … ms between
+        tries, far longer than a queue transaction lasts. Other processes still
+        meet SQLite's own busy timeout."""
+        name = str(self.connection.settings_dict["NAME"])
+        with _write_locks_guard:
+            lock = _write_locks.setdefault(name, threading.RLock())
+        return lock
 
     def queue_prefix(self, column: str, prefix: str) -> tuple[str, list[Any]]:
         # LIKE is case-insensitive on SQLite; compare the prefix exactly instead.

@@ -46,7 +46,10 @@ def _retried[T](alias: str, operation: Callable[[], T]) -> T:
     driver = get_driver(alias)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return operation()
+            # Not inside a caller's transaction (above): a caller holding the
+            # database's write lock while waiting for this one would deadlock.
+            with driver.serialized():
+                return operation()
         except DatabaseError as exc:
             if attempt == MAX_ATTEMPTS or not driver.is_transient(exc):
                 raise
