@@ -39,6 +39,8 @@ class Driver:
     single_statement_transitions = False
     # LISTEN/NOTIFY, to wake idle workers at once.
     supports_notify = False
+    # UPDATE … RETURNING.
+    update_returning = False
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
@@ -219,17 +221,36 @@ class Driver:
         taken.sort(key=lambda row: (-row.priority, row.row_id))
         return taken
 
+    def record_claims(
+        self, cursor: CursorWrapper, job_ids: Sequence[uuid.UUID], process_id: int, now: datetime
+    ) -> None:
+        q = self.q
+        rows = ", ".join(["(%s, %s, %s)"] * len(job_ids))
+        when = self.datetime_param(now)
+        cursor.execute(
+            f"INSERT INTO {self.claimed_table} ({q('job_id')}, {q('process_id')}, "
+            f"{q('created_at')}) VALUES {rows}",
+            [
+                value
+                for job_id in job_ids
+                for value in (self.job_id_param(job_id), process_id, when)
+            ],
+        )
+
     def record_attempt(
         self, cursor: CursorWrapper, job_ids: Sequence[uuid.UUID], worker_id: str, now: datetime
-    ) -> None:
-        """Stamp the start of a new attempt on each job and append the worker's id."""
+    ) -> list[Any] | None:
+        """Stamp the start of a new attempt on each job and append the worker's
+        id. Where the database has ``UPDATE … RETURNING``, returns the jobs' rows
+        (``job_columns``), sparing a SELECT; otherwise None."""
         q = self.q
+        returning = f" RETURNING {self.job_column_list}" if self.update_returning else ""
         cursor.execute(
             f"UPDATE {self.job_table} SET "
             f"{q('started_at')} = COALESCE({q('started_at')}, %s), "
             f"{q('last_attempted_at')} = %s, "
             f"{q('worker_ids')} = {self.json_append(q('worker_ids'))} "
-            f"WHERE {q('id')} IN ({self.placeholders(len(job_ids))})",
+            f"WHERE {q('id')} IN ({self.placeholders(len(job_ids))}){returning}",
             [
                 self.datetime_param(now),
                 self.datetime_param(now),
@@ -237,6 +258,37 @@ class Driver:
                 *(self.job_id_param(job_id) for job_id in job_ids),
             ],
         )
+        return list(cursor.fetchall()) if returning else None
+
+    def complete(
+        self,
+        cursor: CursorWrapper,
+        *,
+        job_id: uuid.UUID,
+        process_id: int,
+        return_value: Any,
+        finished_at: datetime,
+        preserve: bool,
+    ) -> bool:
+        """Release the claim and record the outcome, inside a transaction; False
+        (and nothing written) when ``process_id`` no longer holds the claim."""
+        q = self.q
+        job = self.job_id_param(job_id)
+        cursor.execute(
+            f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} = %s AND {q('process_id')} = %s",
+            [job, process_id],
+        )
+        if not cursor.rowcount:
+            return False
+        if preserve:
+            cursor.execute(
+                f"UPDATE {self.job_table} SET {q('finished_at')} = %s, {q('return_value')} = %s "
+                f"WHERE {q('id')} = %s",
+                [self.datetime_param(finished_at), self.json_param(return_value), job],
+            )
+        else:
+            cursor.execute(f"DELETE FROM {self.job_table} WHERE {q('id')} = %s", [job])
+        return True
 
     # -- single statements (drivers with single_statement_transitions) ----------
     def claim_statement(

@@ -10,7 +10,7 @@ from django.db import connections
 from django.utils import timezone
 
 from ..db import Driver, ReadyRow, get_driver
-from ..models import ClaimedExecution, Job
+from ..models import Job
 from .transactions import in_one_statement, in_transaction
 
 
@@ -50,15 +50,14 @@ def claim_jobs(
             if not taken:
                 return []
             job_ids = [row.job_id for row in taken]
-            ClaimedExecution.objects.using(alias).bulk_create(
-                [
-                    ClaimedExecution(job_id=job_id, process_id=process_id, created_at=now)
-                    for job_id in job_ids
-                ]
-            )
-            driver.record_attempt(cursor, job_ids, worker_id, now)
-        # Evaluated here, inside the transaction that holds the claim.
-        jobs = {job.id: job for job in Job.objects.using(alias).filter(pk__in=job_ids)}
+            driver.record_claims(cursor, job_ids, process_id, now)
+            rows = driver.record_attempt(cursor, job_ids, worker_id, now)
+        if rows is not None:
+            found = driver.jobs_from_rows(alias, rows)
+        else:
+            # Evaluated here, inside the transaction that holds the claim.
+            found = list(Job.objects.using(alias).filter(pk__in=job_ids))
+        jobs = {job.id: job for job in found}
         return [jobs[job_id] for job_id in job_ids]
 
     return in_transaction(alias, claim)

@@ -175,14 +175,15 @@ def complete_job(
         return in_one_statement(alias, lambda: driver.execute(sql, params).fetchone() is not None)
 
     def write() -> bool:
-        if not _release_claim(alias, job_id, process_id):
-            return False
-        jobs = Job.objects.using(alias).filter(pk=job_id)
-        if preserve:
-            jobs.update(finished_at=finished_at, return_value=return_value)
-        else:
-            jobs._raw_delete(alias)  # no state rows are left to cascade to
-        return True
+        with connections[alias].cursor() as cursor:
+            return driver.complete(
+                cursor,
+                job_id=job_id,
+                process_id=process_id,
+                return_value=return_value,
+                finished_at=finished_at,
+                preserve=preserve,
+            )
 
     return in_transaction(alias, write)
 
