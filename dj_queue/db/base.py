@@ -221,6 +221,49 @@ class Driver:
         taken.sort(key=lambda row: (-row.priority, row.row_id))
         return taken
 
+    # Rows per INSERT: within SQLite's 32,766 parameters per statement.
+    insert_chunk = 500
+
+    def enqueue(self, cursor: CursorWrapper, jobs: Sequence[Any], now: datetime) -> None:
+        """Insert ``jobs`` (NewJob calls) and their ready or scheduled rows, in
+        the caller's transaction, a few multi-row INSERTs per batch."""
+        q = self.q
+        when = self.datetime_param(now)
+        empty = {"enqueued_at": now, "worker_ids": [], "errors": []}
+        ready, scheduled = [], []
+        for start in range(0, len(jobs), self.insert_chunk):
+            chunk = jobs[start : start + self.insert_chunk]
+            params = []
+            for job in chunk:
+                for field in self._job_fields:
+                    value = getattr(job, field.name, empty.get(field.name))
+                    params.append(field.get_db_prep_save(value, self.connection))
+                row = (self.job_id_param(job.id), job.queue_name, job.priority)
+                if job.run_after is not None and job.run_after > now:
+                    scheduled.append((*row, self.datetime_param(job.run_after), when))
+                else:
+                    ready.append((*row, when))
+            rows = ", ".join(["(" + self.placeholders(len(self._job_fields)) + ")"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {self.job_table} ({self.job_column_list}) VALUES {rows}", params
+            )
+        state_columns = f"{q('job_id')}, {q('queue_name')}, {q('priority')}"
+        for table, columns, values in (
+            (self.ready_table, f"{state_columns}, {q('created_at')}", ready),
+            (
+                self.scheduled_table,
+                f"{state_columns}, {q('scheduled_at')}, {q('created_at')}",
+                scheduled,
+            ),
+        ):
+            for start in range(0, len(values), self.insert_chunk):
+                chunk = values[start : start + self.insert_chunk]
+                rows = ", ".join(["(" + self.placeholders(len(chunk[0])) + ")"] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES {rows}",
+                    [value for row in chunk for value in row],
+                )
+
     def record_claims(
         self, cursor: CursorWrapper, job_ids: Sequence[uuid.UUID], process_id: int, now: datetime
     ) -> None:

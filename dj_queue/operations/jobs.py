@@ -97,54 +97,11 @@ def enqueue_jobs(
         in_transaction(alias, insert_all)
         return
 
-    jobs = [
-        Job(
-            id=new.id,
-            backend_alias=new.backend_alias,
-            task_path=new.task_path,
-            queue_name=new.queue_name,
-            priority=new.priority,
-            args=new.args,
-            kwargs=new.kwargs,
-            run_after=new.run_after,
-            enqueued_at=now,
-            worker_ids=[],
-            errors=[],
-        )
-        for new in new_jobs
-    ]
-
     def write() -> None:
-        Job.objects.using(alias).bulk_create(jobs)
-        _make_ready_or_scheduled(alias, jobs, now)
+        with connections[alias].cursor() as cursor:
+            driver.enqueue(cursor, new_jobs, now)
 
     in_transaction(alias, write)
-
-
-def _make_ready_or_scheduled(alias: str, jobs: Iterable[Job], now: datetime) -> None:
-    ready = []
-    scheduled = []
-    for job in jobs:
-        if job.run_after is not None and job.run_after > now:
-            scheduled.append(
-                ScheduledExecution(
-                    job_id=job.id,
-                    queue_name=job.queue_name,
-                    priority=job.priority,
-                    scheduled_at=job.run_after,
-                    created_at=now,
-                )
-            )
-        else:
-            ready.append(
-                ReadyExecution(
-                    job_id=job.id, queue_name=job.queue_name, priority=job.priority, created_at=now
-                )
-            )
-    if ready:
-        ReadyExecution.objects.using(alias).bulk_create(ready)
-    if scheduled:
-        ScheduledExecution.objects.using(alias).bulk_create(scheduled)
 
 
 def complete_job(
