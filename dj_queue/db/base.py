@@ -156,6 +156,31 @@ class Driver:
             return " FOR UPDATE SKIP LOCKED"
         return " FOR UPDATE"
 
+    # -- probes -------------------------------------------------------------------
+    # Where a write transaction is costly even when it finds nothing (SQLite:
+    # it takes the one write lock), a read first tells whether to start one.
+    probe_before_write = False
+
+    def any_ready(self, cursor: CursorWrapper, selectors: Sequence[str]) -> bool:
+        queue = self.q("queue_name")
+        for selector in selectors:
+            condition, params = self.selector_condition(selector)
+            cursor.execute(
+                f"SELECT 1 FROM {self.ready_table} WHERE {condition} AND "
+                f"{self.queue_not_paused(queue)} LIMIT 1",
+                params,
+            )
+            if cursor.fetchone() is not None:
+                return True
+        return False
+
+    def any_due(self, cursor: CursorWrapper, now: datetime) -> bool:
+        cursor.execute(
+            f"SELECT 1 FROM {self.scheduled_table} WHERE {self.q('scheduled_at')} <= %s LIMIT 1",
+            [self.datetime_param(now)],
+        )
+        return cursor.fetchone() is not None
+
     # -- transitions ----------------------------------------------------------
     def take_ready(
         self, cursor: CursorWrapper, selector: str, limit: int, skip_locked: bool

@@ -20,6 +20,7 @@ class SQLiteDriver(Driver):
     vendor = "sqlite"
     delete_returning = True
     update_returning = True
+    probe_before_write = True
 
     def serialized(self) -> AbstractContextManager[Any]:
         """Threads of one process take turns in Python before asking SQLite for

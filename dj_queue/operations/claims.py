@@ -37,6 +37,10 @@ def claim_jobs(
         return _claim_by_statements(
             alias, driver, process_id, worker_id, selectors, limit, skip_locked
         )
+    if driver.probe_before_write and not connections[alias].in_atomic_block:
+        with connections[alias].cursor() as cursor:
+            if not driver.any_ready(cursor, selectors):
+                return []
 
     def claim() -> list[Job]:
         now = timezone.now()

@@ -16,6 +16,10 @@ def promote_due_jobs(
     """Move up to ``batch_size`` due scheduled jobs to ready; returns how many.
     With ``notify``, listening workers are woken for those queues (PostgreSQL)."""
     driver = get_driver(alias)
+    if driver.probe_before_write and not connections[alias].in_atomic_block:
+        with connections[alias].cursor() as cursor:
+            if not driver.any_due(cursor, timezone.now()):
+                return 0
 
     def promote() -> int:
         now = timezone.now()
