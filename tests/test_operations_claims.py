@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from dj_queue.models import ClaimedExecution, Job, Pause, ReadyExecution, ScheduledExecution
-from dj_queue.operations.claims import claim_jobs
+from dj_queue.operations.claims import Claimant, claim_jobs, complete_and_claim_next
 from dj_queue.operations.jobs import JobError, fail_job, retry_failed_job
-from tests.invariants import assert_invariants
+from tests.invariants import assert_invariants, state_of
 from tests.taskapp.tasks import add
 
 pytestmark = pytest.mark.django_db
@@ -279,3 +279,92 @@ def test_exact_selector_does_not_match_a_queue_with_trailing_spaces(worker_proce
     enqueue("email ")
 
     assert claim(worker_process, ["email"]) == []
+
+
+# -- completing and claiming the next job in one go -----------------------------------
+
+
+def claimant_for(process, selectors=("*",)) -> Claimant:
+    return Claimant(process_id=process.pk, worker_id="worker-1", selectors=tuple(selectors))
+
+
+def test_complete_and_claim_next_records_the_outcome_and_claims_the_next(worker_process):
+    first, second = enqueue(priority=5), enqueue()
+    [running] = claim(worker_process, ["*"], limit=1)
+    assert running == first
+
+    completed, next_job = complete_and_claim_next(
+        "default",
+        claimant_for(worker_process),
+        job_id=uuid.UUID(first),
+        return_value=7,
+        preserve=True,
+    )
+
+    assert completed is True
+    assert str(next_job.id) == second
+    assert next_job.worker_ids == ["worker-1"]
+    assert state_of(first) == "finished"
+    assert Job.objects.get(pk=first).return_value == 7
+    assert state_of(second) == "claimed"
+    assert ClaimedExecution.objects.get().process_id == worker_process.pk
+    assert_invariants()
+
+
+def test_complete_and_claim_next_with_nothing_left(worker_process):
+    only = enqueue()
+    claim(worker_process, ["*"], limit=1)
+
+    completed, next_job = complete_and_claim_next(
+        "default",
+        claimant_for(worker_process),
+        job_id=uuid.UUID(only),
+        return_value=None,
+        preserve=False,
+    )
+
+    assert (completed, next_job) == (True, None)
+    assert state_of(only) == "missing"
+    assert_invariants()
+
+
+def test_complete_and_claim_next_keeps_selector_order(worker_process):
+    running = enqueue("default")
+    claim(worker_process, ["default"], limit=1)
+    later = enqueue("later", priority=50)
+    sooner = enqueue("sooner")
+
+    _, next_job = complete_and_claim_next(
+        "default",
+        claimant_for(worker_process, ["empty", "sooner", "later"]),
+        job_id=uuid.UUID(running),
+        return_value=1,
+        preserve=True,
+    )
+
+    assert str(next_job.id) == sooner
+    assert state_of(later) == "ready"
+    assert_invariants()
+
+
+def test_complete_and_claim_next_without_the_claim_records_nothing(worker_process):
+    from dj_queue.operations.processes import register_process
+
+    other = register_process("default", kind="worker", name="other", backend_alias="default")
+    job = enqueue()
+    claim(other, ["*"], limit=1)
+    waiting = enqueue()
+
+    completed, next_job = complete_and_claim_next(
+        "default",
+        claimant_for(worker_process),
+        job_id=uuid.UUID(job),
+        return_value=1,
+        preserve=True,
+    )
+
+    assert completed is False
+    assert state_of(job) == "claimed"
+    assert Job.objects.get(pk=job).finished_at is None
+    assert str(next_job.id) == waiting
+    assert_invariants()

@@ -382,6 +382,20 @@ class Driver:
     ) -> tuple[str, list[Any]]:
         raise NotImplementedError
 
+    def complete_and_claim_statement(
+        self,
+        *,
+        job_id: uuid.UUID,
+        process_id: int,
+        return_value: Any,
+        finished_at: datetime,
+        preserve: bool,
+        selector: str,
+        skip_locked: bool,
+        worker_id: str,
+    ) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
     def enqueue_statement(
         self, jobs: Sequence[Any], now: datetime, *, notify: bool
     ) -> tuple[str, list[Any]]:

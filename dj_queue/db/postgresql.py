@@ -54,6 +54,47 @@ class PostgreSQLDriver(Driver):
         return getattr(cause, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
     # -- claim ------------------------------------------------------------------
+    # Each statement is built as (CTEs, final statement, parameters), so that a
+    # completion and the next claim can be joined into one statement.
+    def _claim_parts(
+        self,
+        *,
+        selector: str,
+        limit: int,
+        skip_locked: bool,
+        process_id: int,
+        worker_id: str,
+        now: datetime,
+    ) -> tuple[str, str, list[Any]]:
+        q = self.q
+        condition, params = self.selector_condition(selector)
+        queue = q("queue_name")
+        choose = (
+            f"SELECT {q('id')} FROM {self.ready_table} "
+            f"WHERE {condition} AND {self.queue_not_paused(queue)} "
+            f"ORDER BY {q('priority')} DESC, {q('id')} ASC LIMIT %s{self.lock_clause(skip_locked)}"
+        )
+        columns = ", ".join(f"j.{q(column)}" for column in self.job_columns)
+        when = self.datetime_param(now)
+        ctes = (
+            f"taken AS ("
+            f"DELETE FROM {self.ready_table} WHERE {q('id')} IN ({choose}) "
+            f"RETURNING {q('id')}, {q('job_id')}"
+            f"), claimed AS ("
+            f"INSERT INTO {self.claimed_table} "
+            f"({q('job_id')}, {q('process_id')}, {q('created_at')}) "
+            f"SELECT {q('job_id')}, %s, %s FROM taken)"
+        )
+        final = (
+            f"UPDATE {self.job_table} AS j SET "
+            f"{q('started_at')} = COALESCE(j.{q('started_at')}, %s), "
+            f"{q('last_attempted_at')} = %s, "
+            f"{q('worker_ids')} = j.{q('worker_ids')} || jsonb_build_array(%s::text) "
+            f"FROM taken WHERE j.{q('id')} = taken.{q('job_id')} "
+            f"RETURNING {columns}, taken.{q('id')} AS dj_queue_ready_id"
+        )
+        return ctes, final, [*params, limit, process_id, when, when, when, worker_id]
+
     def claim_statement(
         self,
         *,
@@ -65,35 +106,47 @@ class PostgreSQLDriver(Driver):
         now: datetime,
     ) -> tuple[str, list[Any]]:
         """SQL returning the claimed jobs' rows, plus ``dj_queue_ready_id``."""
-        q = self.q
-        condition, params = self.selector_condition(selector)
-        queue = q("queue_name")
-        choose = (
-            f"SELECT {q('id')} FROM {self.ready_table} "
-            f"WHERE {condition} AND {self.queue_not_paused(queue)} "
-            f"ORDER BY {q('priority')} DESC, {q('id')} ASC LIMIT %s{self.lock_clause(skip_locked)}"
+        ctes, final, params = self._claim_parts(
+            selector=selector,
+            limit=limit,
+            skip_locked=skip_locked,
+            process_id=process_id,
+            worker_id=worker_id,
+            now=now,
         )
-        columns = ", ".join(f"j.{q(column)}" for column in self.job_columns)
-        when = self.datetime_param(now)
-        sql = (
-            f"WITH taken AS ("
-            f"DELETE FROM {self.ready_table} WHERE {q('id')} IN ({choose}) "
-            f"RETURNING {q('id')}, {q('job_id')}"
-            f"), claimed AS ("
-            f"INSERT INTO {self.claimed_table} "
-            f"({q('job_id')}, {q('process_id')}, {q('created_at')}) "
-            f"SELECT {q('job_id')}, %s, %s FROM taken"
-            f") "
-            f"UPDATE {self.job_table} AS j SET "
-            f"{q('started_at')} = COALESCE(j.{q('started_at')}, %s), "
-            f"{q('last_attempted_at')} = %s, "
-            f"{q('worker_ids')} = j.{q('worker_ids')} || jsonb_build_array(%s::text) "
-            f"FROM taken WHERE j.{q('id')} = taken.{q('job_id')} "
-            f"RETURNING {columns}, taken.{q('id')} AS dj_queue_ready_id"
-        )
-        return sql, [*params, limit, process_id, when, when, when, worker_id]
+        return f"WITH {ctes} {final}", params
 
     # -- complete ------------------------------------------------------------
+    def _complete_parts(
+        self,
+        *,
+        job_id: uuid.UUID,
+        process_id: int,
+        return_value: Any,
+        finished_at: datetime,
+        preserve: bool,
+    ) -> tuple[str, str, list[Any]]:
+        q = self.q
+        ctes = (
+            f"released AS ("
+            f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} = %s AND {q('process_id')} = %s "
+            f"RETURNING {q('job_id')})"
+        )
+        params: list[Any] = [self.job_id_param(job_id), process_id]
+        if preserve:
+            final = (
+                f"UPDATE {self.job_table} AS f SET {q('finished_at')} = %s, "
+                f"{q('return_value')} = %s FROM released "
+                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
+            )
+            params += [self.datetime_param(finished_at), self.json_param(return_value)]
+        else:
+            final = (
+                f"DELETE FROM {self.job_table} AS f USING released "
+                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
+            )
+        return ctes, final, params
+
     def complete_statement(
         self,
         *,
@@ -104,26 +157,54 @@ class PostgreSQLDriver(Driver):
         preserve: bool,
     ) -> tuple[str, list[Any]]:
         """SQL returning one row if (and only if) ``process_id`` held the claim."""
-        q = self.q
-        release = (
-            f"WITH released AS ("
-            f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} = %s AND {q('process_id')} = %s "
-            f"RETURNING {q('job_id')}) "
+        ctes, final, params = self._complete_parts(
+            job_id=job_id,
+            process_id=process_id,
+            return_value=return_value,
+            finished_at=finished_at,
+            preserve=preserve,
         )
-        params: list[Any] = [self.job_id_param(job_id), process_id]
-        if preserve:
-            sql = (
-                f"{release}UPDATE {self.job_table} AS j SET {q('finished_at')} = %s, "
-                f"{q('return_value')} = %s FROM released "
-                f"WHERE j.{q('id')} = released.{q('job_id')} RETURNING j.{q('id')}"
-            )
-            params += [self.datetime_param(finished_at), self.json_param(return_value)]
-        else:
-            sql = (
-                f"{release}DELETE FROM {self.job_table} AS j USING released "
-                f"WHERE j.{q('id')} = released.{q('job_id')} RETURNING j.{q('id')}"
-            )
-        return sql, params
+        return f"WITH {ctes} {final}", params
+
+    # -- complete and claim the next -------------------------------------------
+    def complete_and_claim_statement(
+        self,
+        *,
+        job_id: uuid.UUID,
+        process_id: int,
+        return_value: Any,
+        finished_at: datetime,
+        preserve: bool,
+        selector: str,
+        skip_locked: bool,
+        worker_id: str,
+    ) -> tuple[str, list[Any]]:
+        """One row: 1 or 0 (the completion was recorded or not), then the next
+        claimed job's ``job_columns`` (all NULL when there was none). The two
+        job rows touched are never the same: one is claimed, the other ready."""
+        complete_ctes, complete_final, complete_params = self._complete_parts(
+            job_id=job_id,
+            process_id=process_id,
+            return_value=return_value,
+            finished_at=finished_at,
+            preserve=preserve,
+        )
+        claim_ctes, claim_final, claim_params = self._claim_parts(
+            selector=selector,
+            limit=1,
+            skip_locked=skip_locked,
+            process_id=process_id,
+            worker_id=worker_id,
+            now=finished_at,
+        )
+        columns = ", ".join(f"next_job.{self.q(column)}" for column in self.job_columns)
+        sql = (
+            f"WITH {complete_ctes}, finished AS ({complete_final}), "
+            f"{claim_ctes}, next_job AS ({claim_final}) "
+            f"SELECT (SELECT count(*) FROM finished), {columns} "
+            f"FROM (VALUES (1)) AS one LEFT JOIN next_job ON true"
+        )
+        return sql, [*complete_params, *claim_params]
 
     # -- enqueue ------------------------------------------------------------------
     # Columns a new job takes from its call; every other column starts empty.

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from ..db import get_driver
 from ..models import Job
+from ..operations.claims import Claimant, complete_and_claim_next
 from ..operations.jobs import JobError, complete_job, fail_job
 from ..payload import normalize_payload
 from ..results import build_result
@@ -33,10 +34,15 @@ class ExecutionContext:
     preserve_finished_jobs: bool
     # True once the worker is shutting down: recording an outcome stops retrying.
     stopping: Callable[[], bool]
+    # With a claimant, a success is recorded together with the claim of the
+    # thread's next job whenever ``claim_next()`` says more work is likely.
+    claimant: Claimant | None = None
+    claim_next: Callable[[], bool] = lambda: False
 
 
-def execute_job(job: Job, context: ExecutionContext) -> None:
-    """Run ``job``'s task and record the outcome; never raises for the job's sake."""
+def execute_job(job: Job, context: ExecutionContext) -> Job | None:
+    """Run ``job``'s task and record the outcome; never raises for the job's sake.
+    Returns the next job claimed along with the outcome, if one was."""
     try:
         try:
             task = resolve_task(job.task_path)
@@ -46,38 +52,70 @@ def execute_job(job: Job, context: ExecutionContext) -> None:
             # the job, never the worker (a task module calling sys.exit() included).
             _fail(context, job, exc)
             logger.error("job %s (%s) cannot run: %s", job.id, job.task_path, exc)
-            return
+            return None
         sender = type(task.get_backend())
         send_task_signal(task_started, sender, task_result)
         try:
             return_value = normalize_payload(_call(task, task_result), "return value")
         except BaseException as exc:  # the task's own SystemExit fails its job too
             _finish_failed(context, job, task_result, sender, exc)
-            return
+            return None
         try:
-            _record(
-                context,
-                lambda: complete_job(
-                    context.alias,
-                    job.id,
-                    context.process_id,
-                    return_value,
-                    preserve=context.preserve_finished_jobs,
-                ),
-            )
+            next_job = _complete(context, job, return_value)
         except DatabaseError as exc:  # the database refused to store the value
             _finish_failed(context, job, task_result, sender, exc)
-            return
+            return None
         _mark(task_result, TaskResultStatus.SUCCESSFUL)
         object.__setattr__(task_result, "_return_value", return_value)
         send_task_signal(task_finished, sender, task_result)
+        return next_job
     finally:
         drop_broken_connections()
 
 
+def _complete(context: ExecutionContext, job: Job, return_value: Any) -> Job | None:
+    preserve = context.preserve_finished_jobs
+    if context.claimant is not None and context.claim_next():
+        claimant = context.claimant
+        outcome = _record(
+            context,
+            lambda: complete_and_claim_next(
+                context.alias,
+                claimant,
+                job_id=job.id,
+                return_value=return_value,
+                preserve=preserve,
+            ),
+        )
+        completed, next_job = outcome if outcome is not None else (True, None)
+    else:
+        next_job = None
+        completed = _record(
+            context,
+            lambda: complete_job(
+                context.alias, job.id, context.process_id, return_value, preserve=preserve
+            ),
+        ) in (True, None)
+    if not completed:
+        _claim_lost(job)
+    return next_job
+
+
+def _claim_lost(job: Job) -> None:
+    logger.warning(
+        "job %s: its claim was taken back before it finished (its process was presumed "
+        "dead); the outcome was not recorded",
+        job.id,
+    )
+
+
 def _fail(context: ExecutionContext, job: Job, exc: BaseException) -> JobError:
     error = JobError.from_exception(exc)
-    _record(context, lambda: fail_job(context.alias, job.id, context.process_id, error))
+    if (
+        _record(context, lambda: fail_job(context.alias, job.id, context.process_id, error))
+        is False
+    ):
+        _claim_lost(job)
     return error
 
 
@@ -111,23 +149,19 @@ def _mark(task_result: TaskResult, status: TaskResultStatus) -> None:
     object.__setattr__(task_result, "finished_at", timezone.now())
 
 
-def _record(context: ExecutionContext, write: Callable[[], bool]) -> None:
+def _record[T](context: ExecutionContext, write: Callable[[], T]) -> T | None:
     """Write a job's outcome, retrying while the database is unreachable.
 
     Giving up would leave the job claimed forever, so this keeps trying while
-    the worker lives; once it is stopping, the claim is left to deregistration
-    (or, if the process dies, to pruning), which fails the job. Any other
-    database error (the database refusing the data) goes to the caller.
+    the worker lives; once it is stopping, it returns None and leaves the claim
+    to deregistration (or, if the process dies, to pruning), which fails the
+    job. Any other database error (the database refusing the data) goes to the
+    caller.
     """
     delay = 0.1
     while True:
         try:
-            if not write():
-                logger.warning(
-                    "a job's claim was taken back before it finished "
-                    "(its process was presumed dead); the outcome was not recorded"
-                )
-            return
+            return write()
         except (OperationalError, InterfaceError) as exc:
             drop_broken_connections()
             # An open connection that answers means the database is there and
@@ -138,7 +172,7 @@ def _record(context: ExecutionContext, write: Callable[[], bool]) -> None:
                 raise
             if context.stopping():
                 logger.error("could not record a job's outcome: %s", exc)
-                return
+                return None
             logger.warning("recording a job's outcome failed (%s); retrying", exc)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

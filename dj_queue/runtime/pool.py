@@ -18,14 +18,16 @@ logger = logging.getLogger("dj_queue")
 
 
 class ExecutionPool[T]:
-    """``size`` threads running items. A thread that finishes an item asks
-    ``next_item`` for another before going idle: under load each thread fetches
-    its own next job right away, instead of queueing behind a single claimer."""
+    """``size`` threads running items. ``run`` may hand back the thread's next
+    item (a job claimed together with the last one's outcome); otherwise a
+    thread that finishes asks ``next_item`` for one before going idle. Under
+    load each thread fetches its own next job right away, instead of queueing
+    behind a single claimer."""
 
     def __init__(
         self,
         size: int,
-        run: Callable[[T], None],
+        run: Callable[[T], T | None],
         on_done: Callable[[], None],
         name: str,
         next_item: Callable[[], T | None] = lambda: None,
@@ -64,8 +66,8 @@ class ExecutionPool[T]:
     def _run_one(self, item: T) -> T | None:
         """Run ``item``; return the next one this thread should run, if any."""
         try:
-            self._run(item)
-            return self._next_item()
+            following = self._run(item)
+            return following if following is not None else self._next_item()
         except Exception:
             # ``run`` records job outcomes itself; reaching here is a bug (or
             # the database failing ``next_item``), and the thread must outlive it.

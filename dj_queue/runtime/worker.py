@@ -10,7 +10,7 @@ from django.db import DatabaseError
 from ..config import QueueConfig, WorkerConfig
 from ..db import get_driver
 from ..models import Job
-from ..operations.claims import claim_jobs
+from ..operations.claims import Claimant, claim_jobs
 from .actor import Actor
 from .execution import ExecutionContext, execute_job
 from .pool import ExecutionPool
@@ -57,6 +57,13 @@ class Worker(Actor):
                 process_id=self._process_id(),
                 preserve_finished_jobs=self.config.preserve_finished_jobs,
                 stopping=lambda: self.stopping,
+                claimant=Claimant(
+                    process_id=self._process_id(),
+                    worker_id=self.name,
+                    selectors=self.worker.queues,
+                    skip_locked=self.config.use_skip_locked,
+                ),
+                claim_next=lambda: self._saturated and not self.stopping,
             )
             self._pool = ExecutionPool(
                 self.worker.threads,
