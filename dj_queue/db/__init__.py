@@ -1,3 +1,3 @@
-from .base import Driver, ReadyRow, get_driver
+from .base import ClaimRequest, Completion, Driver, ReadyRow, get_driver
 
-__all__ = ["Driver", "ReadyRow", "get_driver"]
+__all__ = ["ClaimRequest", "Completion", "Driver", "ReadyRow", "get_driver"]

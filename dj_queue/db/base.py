@@ -31,6 +31,29 @@ class ReadyRow:
     priority: int
 
 
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A claimed job's success, to be recorded if ``process_id`` still holds it."""
+
+    job_id: uuid.UUID
+    process_id: int
+    return_value: Any
+    finished_at: datetime
+    preserve: bool  # False: delete the job instead of keeping its result
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """Up to ``limit`` ready jobs of one queue selector, for one worker."""
+
+    selector: str
+    limit: int
+    skip_locked: bool
+    process_id: int
+    worker_id: str
+    now: datetime
+
+
 class Driver:
     vendor = "base"
     # DELETE … RETURNING, so taking rows is one statement.
@@ -328,71 +351,40 @@ class Driver:
         )
         return list(cursor.fetchall()) if returning else None
 
-    def complete(
-        self,
-        cursor: CursorWrapper,
-        *,
-        job_id: uuid.UUID,
-        process_id: int,
-        return_value: Any,
-        finished_at: datetime,
-        preserve: bool,
-    ) -> bool:
+    def complete(self, cursor: CursorWrapper, completion: Completion) -> bool:
         """Release the claim and record the outcome, inside a transaction; False
-        (and nothing written) when ``process_id`` no longer holds the claim."""
+        (and nothing written) when the process no longer holds the claim."""
         q = self.q
-        job = self.job_id_param(job_id)
+        job = self.job_id_param(completion.job_id)
         cursor.execute(
             f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} = %s AND {q('process_id')} = %s",
-            [job, process_id],
+            [job, completion.process_id],
         )
         if not cursor.rowcount:
             return False
-        if preserve:
+        if completion.preserve:
             cursor.execute(
                 f"UPDATE {self.job_table} SET {q('finished_at')} = %s, {q('return_value')} = %s "
                 f"WHERE {q('id')} = %s",
-                [self.datetime_param(finished_at), self.json_param(return_value), job],
+                [
+                    self.datetime_param(completion.finished_at),
+                    self.json_param(completion.return_value),
+                    job,
+                ],
             )
         else:
             cursor.execute(f"DELETE FROM {self.job_table} WHERE {q('id')} = %s", [job])
         return True
 
     # -- single statements (drivers with single_statement_transitions) ----------
-    def claim_statement(
-        self,
-        *,
-        selector: str,
-        limit: int,
-        skip_locked: bool,
-        process_id: int,
-        worker_id: str,
-        now: datetime,
-    ) -> tuple[str, list[Any]]:
+    def claim_statement(self, request: ClaimRequest) -> tuple[str, list[Any]]:
         raise NotImplementedError
 
-    def complete_statement(
-        self,
-        *,
-        job_id: uuid.UUID,
-        process_id: int,
-        return_value: Any,
-        finished_at: datetime,
-        preserve: bool,
-    ) -> tuple[str, list[Any]]:
+    def complete_statement(self, completion: Completion) -> tuple[str, list[Any]]:
         raise NotImplementedError
 
     def complete_and_claim_statement(
-        self,
-        *,
-        job_id: uuid.UUID,
-        process_id: int,
-        return_value: Any,
-        finished_at: datetime,
-        preserve: bool,
-        selector: str,
-        skip_locked: bool,
-        worker_id: str,
+        self, completion: Completion, request: ClaimRequest
     ) -> tuple[str, list[Any]]:
         raise NotImplementedError
 

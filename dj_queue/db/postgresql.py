@@ -9,14 +9,13 @@ a single statement: one round trip, and in autocommit a transaction of its own.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from .base import Driver
+from .base import ClaimRequest, Completion, Driver
 
 # serialization_failure, deadlock_detected, lock_not_available
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
@@ -56,26 +55,18 @@ class PostgreSQLDriver(Driver):
     # -- claim ------------------------------------------------------------------
     # Each statement is built as (CTEs, final statement, parameters), so that a
     # completion and the next claim can be joined into one statement.
-    def _claim_parts(
-        self,
-        *,
-        selector: str,
-        limit: int,
-        skip_locked: bool,
-        process_id: int,
-        worker_id: str,
-        now: datetime,
-    ) -> tuple[str, str, list[Any]]:
+    def _claim_parts(self, request: ClaimRequest) -> tuple[str, str, list[Any]]:
         q = self.q
-        condition, params = self.selector_condition(selector)
+        condition, params = self.selector_condition(request.selector)
         queue = q("queue_name")
         choose = (
             f"SELECT {q('id')} FROM {self.ready_table} "
             f"WHERE {condition} AND {self.queue_not_paused(queue)} "
-            f"ORDER BY {q('priority')} DESC, {q('id')} ASC LIMIT %s{self.lock_clause(skip_locked)}"
+            f"ORDER BY {q('priority')} DESC, {q('id')} ASC LIMIT %s"
+            f"{self.lock_clause(request.skip_locked)}"
         )
         columns = ", ".join(f"j.{q(column)}" for column in self.job_columns)
-        when = self.datetime_param(now)
+        when = self.datetime_param(request.now)
         ctes = (
             f"taken AS ("
             f"DELETE FROM {self.ready_table} WHERE {q('id')} IN ({choose}) "
@@ -93,53 +84,33 @@ class PostgreSQLDriver(Driver):
             f"FROM taken WHERE j.{q('id')} = taken.{q('job_id')} "
             f"RETURNING {columns}, taken.{q('id')} AS dj_queue_ready_id"
         )
-        return ctes, final, [*params, limit, process_id, when, when, when, worker_id]
+        params += [request.limit, request.process_id, when, when, when, request.worker_id]
+        return ctes, final, params
 
-    def claim_statement(
-        self,
-        *,
-        selector: str,
-        limit: int,
-        skip_locked: bool,
-        process_id: int,
-        worker_id: str,
-        now: datetime,
-    ) -> tuple[str, list[Any]]:
+    def claim_statement(self, request: ClaimRequest) -> tuple[str, list[Any]]:
         """SQL returning the claimed jobs' rows, plus ``dj_queue_ready_id``."""
-        ctes, final, params = self._claim_parts(
-            selector=selector,
-            limit=limit,
-            skip_locked=skip_locked,
-            process_id=process_id,
-            worker_id=worker_id,
-            now=now,
-        )
+        ctes, final, params = self._claim_parts(request)
         return f"WITH {ctes} {final}", params
 
     # -- complete ------------------------------------------------------------
-    def _complete_parts(
-        self,
-        *,
-        job_id: uuid.UUID,
-        process_id: int,
-        return_value: Any,
-        finished_at: datetime,
-        preserve: bool,
-    ) -> tuple[str, str, list[Any]]:
+    def _complete_parts(self, completion: Completion) -> tuple[str, str, list[Any]]:
         q = self.q
         ctes = (
             f"released AS ("
             f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} = %s AND {q('process_id')} = %s "
             f"RETURNING {q('job_id')})"
         )
-        params: list[Any] = [self.job_id_param(job_id), process_id]
-        if preserve:
+        params: list[Any] = [self.job_id_param(completion.job_id), completion.process_id]
+        if completion.preserve:
             final = (
                 f"UPDATE {self.job_table} AS f SET {q('finished_at')} = %s, "
                 f"{q('return_value')} = %s FROM released "
                 f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
             )
-            params += [self.datetime_param(finished_at), self.json_param(return_value)]
+            params += [
+                self.datetime_param(completion.finished_at),
+                self.json_param(completion.return_value),
+            ]
         else:
             final = (
                 f"DELETE FROM {self.job_table} AS f USING released "
@@ -147,56 +118,20 @@ class PostgreSQLDriver(Driver):
             )
         return ctes, final, params
 
-    def complete_statement(
-        self,
-        *,
-        job_id: uuid.UUID,
-        process_id: int,
-        return_value: Any,
-        finished_at: datetime,
-        preserve: bool,
-    ) -> tuple[str, list[Any]]:
-        """SQL returning one row if (and only if) ``process_id`` held the claim."""
-        ctes, final, params = self._complete_parts(
-            job_id=job_id,
-            process_id=process_id,
-            return_value=return_value,
-            finished_at=finished_at,
-            preserve=preserve,
-        )
+    def complete_statement(self, completion: Completion) -> tuple[str, list[Any]]:
+        """SQL returning one row if (and only if) the process held the claim."""
+        ctes, final, params = self._complete_parts(completion)
         return f"WITH {ctes} {final}", params
 
     # -- complete and claim the next -------------------------------------------
     def complete_and_claim_statement(
-        self,
-        *,
-        job_id: uuid.UUID,
-        process_id: int,
-        return_value: Any,
-        finished_at: datetime,
-        preserve: bool,
-        selector: str,
-        skip_locked: bool,
-        worker_id: str,
+        self, completion: Completion, request: ClaimRequest
     ) -> tuple[str, list[Any]]:
         """One row: 1 or 0 (the completion was recorded or not), then the next
         claimed job's ``job_columns`` (all NULL when there was none). The two
         job rows touched are never the same: one is claimed, the other ready."""
-        complete_ctes, complete_final, complete_params = self._complete_parts(
-            job_id=job_id,
-            process_id=process_id,
-            return_value=return_value,
-            finished_at=finished_at,
-            preserve=preserve,
-        )
-        claim_ctes, claim_final, claim_params = self._claim_parts(
-            selector=selector,
-            limit=1,
-            skip_locked=skip_locked,
-            process_id=process_id,
-            worker_id=worker_id,
-            now=finished_at,
-        )
+        complete_ctes, complete_final, complete_params = self._complete_parts(completion)
+        claim_ctes, claim_final, claim_params = self._claim_parts(request)
         columns = ", ".join(f"next_job.{self.q(column)}" for column in self.job_columns)
         sql = (
             f"WITH {complete_ctes}, finished AS ({complete_final}), "

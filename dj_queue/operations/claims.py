@@ -12,7 +12,7 @@ from django.db import connections
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from ..db import Driver, ReadyRow, get_driver
+from ..db import ClaimRequest, Completion, Driver, ReadyRow, get_driver
 from ..models import Job
 from .transactions import in_one_statement, in_transaction
 
@@ -77,18 +77,15 @@ def complete_and_claim_next(
     one commit per job instead of two. Returns whether the completion was
     recorded (False: the claim had been taken back) and the next job, if any."""
     driver = get_driver(alias)
-    finished_at = timezone.now()
+    now = timezone.now()
+    completion = Completion(job_id, claimant.process_id, return_value, now, preserve)
     if driver.single_statement_transitions:
         first, rest = claimant.selectors[0], claimant.selectors[1:]
         sql, params = driver.complete_and_claim_statement(
-            job_id=job_id,
-            process_id=claimant.process_id,
-            return_value=return_value,
-            finished_at=finished_at,
-            preserve=preserve,
-            selector=first,
-            skip_locked=claimant.skip_locked,
-            worker_id=claimant.worker_id,
+            completion,
+            ClaimRequest(
+                first, 1, claimant.skip_locked, claimant.process_id, claimant.worker_id, now
+            ),
         )
         row = in_one_statement(alias, lambda: driver.execute(sql, params).fetchone())
         completed, claimed = bool(row[0]), row[1:]
@@ -108,14 +105,7 @@ def complete_and_claim_next(
 
     def write() -> tuple[bool, Job | None]:
         with connections[alias].cursor() as cursor:
-            completed = driver.complete(
-                cursor,
-                job_id=job_id,
-                process_id=claimant.process_id,
-                return_value=return_value,
-                finished_at=finished_at,
-                preserve=preserve,
-            )
+            completed = driver.complete(cursor, completion)
             jobs = _claim_within(
                 alias,
                 driver,
@@ -180,12 +170,7 @@ def _claim_by_statements(
         if remaining <= 0:
             break
         sql, params = driver.claim_statement(
-            selector=selector,
-            limit=remaining,
-            skip_locked=skip_locked,
-            process_id=process_id,
-            worker_id=worker_id,
-            now=timezone.now(),
+            ClaimRequest(selector, remaining, skip_locked, process_id, worker_id, timezone.now())
         )
         rows = in_one_statement(alias, partial(_fetch_all, driver, sql, params))
         # The last column is the ready row's id: the claim order within a priority.

@@ -14,7 +14,7 @@ from django.db import connections
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from ..db import get_driver
+from ..db import Completion, get_driver
 from ..exceptions import JobStateError
 from ..ids import parse_job_id
 from ..models import ClaimedExecution, FailedExecution, Job, ReadyExecution, ScheduledExecution
@@ -118,29 +118,15 @@ def complete_job(
     Returns False, changing nothing, when ``process_id`` no longer holds the
     claim (the job was recovered from a process presumed dead).
     """
-    finished_at = now or timezone.now()
+    completion = Completion(job_id, process_id, return_value, now or timezone.now(), preserve)
     driver = get_driver(alias)
     if driver.single_statement_transitions:
-        sql, params = driver.complete_statement(
-            job_id=job_id,
-            process_id=process_id,
-            return_value=return_value,
-            finished_at=finished_at,
-            preserve=preserve,
-        )
-
+        sql, params = driver.complete_statement(completion)
         return in_one_statement(alias, lambda: driver.execute(sql, params).fetchone() is not None)
 
     def write() -> bool:
         with connections[alias].cursor() as cursor:
-            return driver.complete(
-                cursor,
-                job_id=job_id,
-                process_id=process_id,
-                return_value=return_value,
-                finished_at=finished_at,
-                preserve=preserve,
-            )
+            return driver.complete(cursor, completion)
 
     return in_transaction(alias, write)
 
