@@ -132,16 +132,6 @@ class Driver:
     def json_param(self, value: Any) -> Any:
         return self._json_field.get_db_prep_save(value, self.connection)
 
-    def insert_values(self, objects: Sequence[Any]) -> tuple[str, list[Any]]:
-        """``VALUES`` rows for ``objects`` (jobs) in ``job_column_list`` order."""
-        row = "(" + ", ".join(["%s"] * len(self._job_fields)) + ")"
-        params = [
-            field.get_db_prep_save(getattr(obj, field.attname), self.connection)
-            for obj in objects
-            for field in self._job_fields
-        ]
-        return ", ".join([row] * len(objects)), params
-
     @staticmethod
     def to_uuid(value: Any) -> uuid.UUID:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

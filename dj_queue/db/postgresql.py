@@ -67,6 +67,7 @@ class PostgreSQLDriver(Driver):
         )
         columns = ", ".join(f"j.{q(column)}" for column in self.job_columns)
         when = self.datetime_param(request.now)
+        worker_ids = q("worker_ids")
         ctes = (
             f"taken AS ("
             f"DELETE FROM {self.ready_table} WHERE {q('id')} IN ({choose}) "
@@ -80,7 +81,7 @@ class PostgreSQLDriver(Driver):
             f"UPDATE {self.job_table} AS j SET "
             f"{q('started_at')} = COALESCE(j.{q('started_at')}, %s), "
             f"{q('last_attempted_at')} = %s, "
-            f"{q('worker_ids')} = j.{q('worker_ids')} || jsonb_build_array(%s::text) "
+            f"{worker_ids} = {self.json_append(f'j.{worker_ids}')} "
             f"FROM taken WHERE j.{q('id')} = taken.{q('job_id')} "
             f"RETURNING {columns}, taken.{q('id')} AS dj_queue_ready_id"
         )
