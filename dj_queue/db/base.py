@@ -19,6 +19,11 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
+from django.utils.module_loading import import_string
+
+# One LISTEN/NOTIFY channel for every queue: the payload names the queue. A
+# fixed name stays within PostgreSQL's 63-byte limit whatever the queue is called.
+NOTIFY_CHANNEL = "dj_queue_ready"
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,26 +414,26 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
+_DRIVERS = {
+    "postgresql": "dj_queue.db.postgresql.PostgreSQLDriver",
+    "mysql": "dj_queue.db.mysql.MySQLDriver",
+    "sqlite": "dj_queue.db.sqlite.SQLiteDriver",
+}
+
+
 def get_driver(alias: str) -> Driver:
     connection = connections[alias]
     driver: Driver | None = getattr(connection, "_dj_queue_driver", None)
     if driver is None:
-        from .mysql import MySQLDriver
-        from .postgresql import PostgreSQLDriver
-        from .sqlite import SQLiteDriver
-
-        drivers: dict[str, type[Driver]] = {
-            "postgresql": PostgreSQLDriver,
-            "mysql": MySQLDriver,
-            "sqlite": SQLiteDriver,
-        }
         try:
-            driver_class = drivers[connection.vendor]
+            path = _DRIVERS[connection.vendor]
         except KeyError:
             raise NotImplementedError(
                 f"dj_queue does not support the {connection.vendor!r} database of alias "
                 f"{alias!r}; use PostgreSQL, MySQL 8+, MariaDB 10.6+ or SQLite."
             ) from None
+        # Only the vendor in use is imported: psycopg need not be installed for SQLite.
+        driver_class: type[Driver] = import_string(path)
         driver = driver_class(connection)
         connection._dj_queue_driver = driver  # type: ignore[attr-defined]
     return driver

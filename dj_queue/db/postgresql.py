@@ -15,14 +15,10 @@ from typing import Any
 
 import psycopg
 
-from .base import ClaimRequest, Completion, Driver
+from .base import NOTIFY_CHANNEL, ClaimRequest, Completion, Driver
 
 # serialization_failure, deadlock_detected, lock_not_available
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
-
-# One channel for every queue: the payload names the queue. A fixed name stays
-# within PostgreSQL's 63-byte limit whatever the queue is called.
-NOTIFY_CHANNEL = "dj_queue_ready"
 
 
 class PostgreSQLDriver(Driver):

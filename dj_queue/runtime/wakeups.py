@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from django.db import connections
 
-from ..db.postgresql import NOTIFY_CHANNEL
+from ..db.base import NOTIFY_CHANNEL
 
 logger = logging.getLogger("dj_queue")
 
