@@ -211,28 +211,19 @@ def _report(modeladmin: admin.ModelAdmin, request: HttpRequest, done: int, messa
     modeladmin.message_user(request, message, level)
 
 
-def _retry(
+def _act_on_failed(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
     job_ids: list[uuid.UUID],
     selected: int | None,
     why: str,
+    operation: Callable[..., int],
+    verb: str,
 ) -> None:
-    done = retry_failed_jobs(job_ids, using=queue_database_alias())
+    """Run a bulk failed-job operation and tell the user what it did."""
+    done = operation(job_ids, using=queue_database_alias())
     note = _skipped_note(selected, done, why)
-    _report(modeladmin, request, done, f"Retried {_plural(done, 'failed job')}.{note}")
-
-
-def _discard_failed(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    job_ids: list[uuid.UUID],
-    selected: int | None,
-    why: str,
-) -> None:
-    done = discard_failed_jobs(job_ids, using=queue_database_alias())
-    note = _skipped_note(selected, done, why)
-    _report(modeladmin, request, done, f"Discarded {_plural(done, 'failed job')}.{note}")
+    _report(modeladmin, request, done, f"{verb} {_plural(done, 'failed job')}.{note}")
 
 
 def _set_paused(
@@ -464,12 +455,28 @@ class JobAdmin(QueueModelAdmin):
     @admin.action(permissions=["change"], description="Retry selected failed jobs")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         ids = self._ids(queryset, _has_row("failed"))
-        _retry(self, request, ids, _selection_size(queryset), "not failed")
+        _act_on_failed(
+            self,
+            request,
+            ids,
+            _selection_size(queryset),
+            "not failed",
+            retry_failed_jobs,
+            "Retried",
+        )
 
     @admin.action(permissions=["change"], description="Discard selected failed jobs")
     def discard_failed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         ids = self._ids(queryset, _has_row("failed"))
-        _discard_failed(self, request, ids, _selection_size(queryset), "not failed")
+        _act_on_failed(
+            self,
+            request,
+            ids,
+            _selection_size(queryset),
+            "not failed",
+            discard_failed_jobs,
+            "Discarded",
+        )
 
     @admin.action(permissions=["change"], description="Discard selected ready or scheduled jobs")
     def discard_waiting(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
@@ -565,12 +572,16 @@ class FailedExecutionAdmin(QueueModelAdmin):
     @admin.action(permissions=["change"], description="Retry selected failed jobs")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         ids = self._job_ids(queryset)
-        _retry(self, request, ids, len(ids), "no longer failed")
+        _act_on_failed(
+            self, request, ids, len(ids), "no longer failed", retry_failed_jobs, "Retried"
+        )
 
     @admin.action(permissions=["change"], description="Discard selected failed jobs")
     def discard_failed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         ids = self._job_ids(queryset)
-        _discard_failed(self, request, ids, len(ids), "no longer failed")
+        _act_on_failed(
+            self, request, ids, len(ids), "no longer failed", discard_failed_jobs, "Discarded"
+        )
 
 
 # -- the other state tables, read only ---------------------------------------------------
