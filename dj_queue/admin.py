@@ -452,31 +452,24 @@ class JobAdmin(QueueModelAdmin):
     def _ids(self, queryset: QuerySet[Any], condition: Q | Exists) -> list[uuid.UUID]:
         return list(queryset.order_by().filter(condition).values_list("pk", flat=True))
 
+    def _on_failed(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        operation: Callable[..., int],
+        verb: str,
+    ) -> None:
+        ids = self._ids(queryset, _has_row("failed"))
+        selected = _selection_size(queryset)
+        _act_on_failed(self, request, ids, selected, "not failed", operation, verb)
+
     @admin.action(permissions=["change"], description="Retry selected failed jobs")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        ids = self._ids(queryset, _has_row("failed"))
-        _act_on_failed(
-            self,
-            request,
-            ids,
-            _selection_size(queryset),
-            "not failed",
-            retry_failed_jobs,
-            "Retried",
-        )
+        self._on_failed(request, queryset, retry_failed_jobs, "Retried")
 
     @admin.action(permissions=["change"], description="Discard selected failed jobs")
     def discard_failed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        ids = self._ids(queryset, _has_row("failed"))
-        _act_on_failed(
-            self,
-            request,
-            ids,
-            _selection_size(queryset),
-            "not failed",
-            discard_failed_jobs,
-            "Discarded",
-        )
+        self._on_failed(request, queryset, discard_failed_jobs, "Discarded")
 
     @admin.action(permissions=["change"], description="Discard selected ready or scheduled jobs")
     def discard_waiting(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
