@@ -11,8 +11,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from tests.databases import VENDORS, server_settings
+
 DATABASE = os.environ.get("DJ_QUEUE_BENCH_DB", "sqlite")
-if DATABASE not in ("sqlite", "postgresql", "mariadb"):
+if DATABASE not in VENDORS:
     raise RuntimeError(f"DJ_QUEUE_BENCH_DB={DATABASE!r}: use sqlite, postgresql or mariadb.")
 
 CONN_MAX_AGE = int(os.environ.get("DJ_QUEUE_BENCH_CONN_MAX_AGE", "0"))
@@ -22,42 +24,16 @@ SCRATCH_NAME = os.environ.get("DJ_QUEUE_BENCH_DB_NAME")
 def database() -> dict:
     if DATABASE == "sqlite":
         # A file, not memory: the runtime subprocesses must see the same data.
-        path = SCRATCH_NAME or str(
+        name = test_name = SCRATCH_NAME or str(
             Path(tempfile.gettempdir()) / f"dj_queue_bench_{os.getpid()}.sqlite3"
         )
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": path,
-            "CONN_MAX_AGE": CONN_MAX_AGE,
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": path},
-        }
-    test_name = SCRATCH_NAME or f"dj_queue_bench_{os.getpid()}"
-    if DATABASE == "postgresql":
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": SCRATCH_NAME or "dj_queue_bench",
-            "USER": os.environ.get("DJ_QUEUE_PG_USER", "postgres"),
-            "HOST": os.environ.get("DJ_QUEUE_PG_HOST", "127.0.0.1"),
-            "PORT": os.environ.get("DJ_QUEUE_PG_PORT", "5432"),
-            "CONN_MAX_AGE": CONN_MAX_AGE,
-            "TEST": {"NAME": test_name},
-        }
-    return {
-        "ENGINE": "django.db.backends.mysql",
-        "NAME": SCRATCH_NAME or "dj_queue_bench",
-        "USER": os.environ.get("DJ_QUEUE_MYSQL_USER", "root"),
-        "PASSWORD": os.environ.get("DJ_QUEUE_MYSQL_PASSWORD", ""),
-        "HOST": os.environ.get("DJ_QUEUE_MYSQL_HOST", "127.0.0.1"),
-        "PORT": os.environ.get("DJ_QUEUE_MYSQL_PORT", "3306"),
-        "CONN_MAX_AGE": CONN_MAX_AGE,
-        "OPTIONS": {"charset": "utf8mb4", "isolation_level": "read committed"},
-        "TEST": {"NAME": test_name, "CHARSET": "utf8mb4"},
-    }
+    else:
+        name = SCRATCH_NAME or "dj_queue_bench"
+        test_name = SCRATCH_NAME or f"dj_queue_bench_{os.getpid()}"
+    settings = server_settings(DATABASE, name)
+    settings["CONN_MAX_AGE"] = CONN_MAX_AGE
+    settings["TEST"] = {**settings.get("TEST", {}), "NAME": test_name}
+    return settings
 
 
 DATABASES = {"default": database()}

@@ -9,8 +9,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from tests.databases import VENDORS, server_settings
+
 DATABASE = os.environ.get("DJ_QUEUE_TEST_DB", "sqlite")
-if DATABASE not in ("sqlite", "postgresql", "mariadb"):
+if DATABASE not in VENDORS:
     raise RuntimeError(f"DJ_QUEUE_TEST_DB={DATABASE!r}: use sqlite, postgresql or mariadb.")
 
 TMP = Path(tempfile.gettempdir())
@@ -26,37 +28,13 @@ def database(alias: str) -> dict:
     suffix = "" if alias == "default" else f"_{alias}"
     if DATABASE == "sqlite":
         # A file, not memory: worker subprocesses and threads must see the same data.
-        path = given or str(TMP / f"dj_queue_test{suffix}_{os.getpid()}.sqlite3")
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": path,
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": path},
-        }
-    test_name = given or f"test_dj_queue{suffix}_{os.getpid()}"
-    if DATABASE == "postgresql":
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": given or f"dj_queue{suffix}",
-            "USER": os.environ.get("DJ_QUEUE_PG_USER", "postgres"),
-            "HOST": os.environ.get("DJ_QUEUE_PG_HOST", "127.0.0.1"),
-            "PORT": os.environ.get("DJ_QUEUE_PG_PORT", "5432"),
-            "TEST": {"NAME": test_name},
-        }
-    return {
-        "ENGINE": "django.db.backends.mysql",
-        "NAME": given or f"dj_queue{suffix}",
-        "USER": os.environ.get("DJ_QUEUE_MYSQL_USER", "root"),
-        "PASSWORD": os.environ.get("DJ_QUEUE_MYSQL_PASSWORD", ""),
-        "HOST": os.environ.get("DJ_QUEUE_MYSQL_HOST", "127.0.0.1"),
-        "PORT": os.environ.get("DJ_QUEUE_MYSQL_PORT", "3306"),
-        "OPTIONS": {"charset": "utf8mb4", "isolation_level": "read committed"},
-        "TEST": {"NAME": test_name, "CHARSET": "utf8mb4"},
-    }
+        name = test_name = given or str(TMP / f"dj_queue_test{suffix}_{os.getpid()}.sqlite3")
+    else:
+        name = given or f"dj_queue{suffix}"
+        test_name = given or f"test_dj_queue{suffix}_{os.getpid()}"
+    settings = server_settings(DATABASE, name)
+    settings["TEST"] = {**settings.get("TEST", {}), "NAME": test_name}
+    return settings
 
 
 # "queue" holds the tables of the "separate" task backend: a dedicated queue database.
