@@ -1,0 +1,102 @@
+"""The pages for processes, recurring tasks, semaphores and pauses; a pause is
+the one row the admin adds or deletes, through the operations layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.safestring import SafeString
+
+from ..db import get_driver
+from ..models import Pause, Process
+from ..operations.queues import pause_queue, resume_queue
+from ..operations.routing import queue_database_alias
+from .actions import _resume
+from .base import QueueModelAdmin, _json_block
+
+# -- processes, recurring tasks, semaphores ------------------------------------------------
+
+
+class ProcessAdmin(QueueModelAdmin):
+    list_display = ("kind", "name", "pid", "hostname", "supervisor", "last_heartbeat_at")
+    list_filter = ("kind",)  # a choices field: no SELECT DISTINCT
+    list_select_related = ("supervisor",)
+    search_fields = ("name", "hostname")
+    ordering = ("kind", "name")
+    readonly_fields = ("metadata_display",)
+    fields = (
+        "kind",
+        "name",
+        "backend_alias",
+        "pid",
+        "hostname",
+        "supervisor",
+        "metadata_display",
+        "last_heartbeat_at",
+        "created_at",
+    )
+
+    @admin.display(description="metadata")
+    def metadata_display(self, obj: Process) -> SafeString:
+        return _json_block(obj.metadata)
+
+
+class RecurringTaskAdmin(QueueModelAdmin):
+    list_display = ("key", "task_path", "schedule", "queue_name", "priority", "static")
+    list_filter = ("static",)
+    search_fields = ("key", "task_path")
+    ordering = ("key",)
+
+
+class SemaphoreAdmin(QueueModelAdmin):
+    list_display = ("key", "value", "expires_at", "updated_at")
+    search_fields = ("key",)
+    ordering = ("key",)
+
+
+# -- pauses --------------------------------------------------------------------------------
+
+
+class PauseAdmin(QueueModelAdmin):
+    """Adding a pause pauses the queue and deleting it resumes the queue, both
+    through the operations layer; a pause itself is never edited."""
+
+    list_display = ("queue_name", "created_at")
+    ordering = ("queue_name",)
+    actions = ("resume_selected",)
+    addable = True
+    deletable = True
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["queue_name"] if obj is None else ["queue_name", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Pause, form: Any, change: bool) -> None:
+        if change:
+            raise PermissionDenied
+        alias = queue_database_alias()
+        if not pause_queue(alias, obj.queue_name):
+            self.message_user(request, f"Queue {obj.queue_name} was already paused.")
+        # The admin goes on with this object (its log entry, its page): give it the row.
+        pauses = Pause.objects.using(alias).filter(
+            *get_driver(alias).queue_name_filters(obj.queue_name)
+        )
+        saved = pauses.first()
+        if saved is not None:
+            obj.pk, obj.created_at = saved.pk, saved.created_at
+            obj._state.adding, obj._state.db = False, alias
+
+    def delete_model(self, request: HttpRequest, obj: Pause) -> None:
+        resume_queue(queue_database_alias(), obj.queue_name)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        alias = queue_database_alias()
+        for name in queryset.values_list("queue_name", flat=True):
+            resume_queue(alias, name)
+
+    @admin.action(permissions=["change"], description="Resume the selected queues")
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        _resume(self, request, queryset.values_list("queue_name", flat=True))
