@@ -14,6 +14,7 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
+from .concurrency import policy_for
 from .config import QueueConfig
 from .config_loading import load_config
 from .exceptions import InvalidPayload
@@ -21,6 +22,7 @@ from .ids import new_job_id, parse_job_id
 from .models.constraints import QUEUE_NAME_MAX_LENGTH, TASK_PATH_MAX_LENGTH
 from .payload import normalize_arguments
 from .signals import send_task_signal
+from .task import DjQueueTask
 from .tasks_registry import remember
 
 TaskCall = tuple[Task, Sequence[Any], Mapping[str, Any]]
@@ -31,6 +33,8 @@ class DjQueueBackend(BaseTaskBackend):
     supports_async_task = True
     supports_get_result = True
     supports_priority = True
+    # Carries dj_queue's per-task options given as @task(...) keyword arguments.
+    task_class = DjQueueTask
 
     # Django builds backends when a module defining a task is imported, so
     # nothing here may touch the database: options are parsed on first use.
@@ -55,6 +59,7 @@ class DjQueueBackend(BaseTaskBackend):
             raise InvalidTask(
                 f"Task path {task.module_path!r} is longer than {TASK_PATH_MAX_LENGTH} characters."
             )
+        policy_for(task)  # a bad concurrency declaration fails at the @task line
         remember(task)
 
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskResult:
@@ -85,6 +90,11 @@ class DjQueueBackend(BaseTaskBackend):
                     self.validate_task(task)
                     validated.add(task)
                 normalized_args, normalized_kwargs = normalize_arguments(args, kwargs)
+                # Read again at each call: function attributes may be set late.
+                policy = policy_for(task)
+                concurrency = (
+                    policy.limit_for(normalized_args, normalized_kwargs) if policy else None
+                )
             except (InvalidTask, InvalidPayload) as exc:
                 if not where:
                     raise
@@ -98,18 +108,22 @@ class DjQueueBackend(BaseTaskBackend):
                 args=normalized_args,
                 kwargs=normalized_kwargs,
                 run_after=task.run_after,
+                concurrency=concurrency,
             )
             prepared.append((task, new))
         if not prepared:
             return []
         now = timezone.now()
-        enqueue_jobs(
+        discarded = enqueue_jobs(
             self.database_alias,
             [new for _, new in prepared],
             now,
             notify=self.config.listen_notify,
+            preserve_finished=self.config.preserve_finished_jobs,
         )
-        results = [new_job_result(task, new, now) for task, new in prepared]
+        results = [
+            new_job_result(task, new, now, discarded=new.id in discarded) for task, new in prepared
+        ]
         for result in results:
             send_task_signal(task_enqueued, type(self), result)
         return results

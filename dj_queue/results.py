@@ -62,15 +62,19 @@ def build_result(job: Job, status: TaskResultStatus, task: Task | None = None) -
     return result
 
 
-def new_job_result(task: Task, new: NewJob, enqueued_at: datetime) -> TaskResult:
-    """The result of a call just enqueued, without reading it back."""
-    return TaskResult(
+def new_job_result(
+    task: Task, new: NewJob, enqueued_at: datetime, *, discarded: bool = False
+) -> TaskResult:
+    """The result of a call just enqueued, without reading it back. A call
+    discarded by its concurrency limit is already finished: SUCCESSFUL, never
+    started, no attempts, no return value (as ``get_result`` tells it too)."""
+    result: TaskResult = TaskResult(
         task=task,
         id=str(new.id),
-        status=TaskResultStatus.READY,
+        status=TaskResultStatus.SUCCESSFUL if discarded else TaskResultStatus.READY,
         enqueued_at=enqueued_at,
         started_at=None,
-        finished_at=None,
+        finished_at=enqueued_at if discarded else None,
         last_attempted_at=None,
         args=new.args,
         kwargs=new.kwargs,
@@ -78,3 +82,6 @@ def new_job_result(task: Task, new: NewJob, enqueued_at: datetime) -> TaskResult
         errors=[],
         worker_ids=[],
     )
+    if discarded:
+        object.__setattr__(result, "_return_value", None)
+    return result

@@ -28,6 +28,12 @@ def remember(task: Task) -> None:
             _known.setdefault(path, task)
 
 
+def known_tasks() -> list[Task]:
+    """Every Task of a dj_queue backend imported so far."""
+    with _lock:
+        return list(_known.values())
+
+
 def _installed_packages() -> set[str]:
     return {config.name.split(".")[0] for config in apps.get_app_configs()}
 

@@ -38,7 +38,11 @@ def _snapshot(using: str, **filters) -> list[tuple]:
     }
     rows = jobs.annotate(**annotations).values_list("pk", "finished_at", *annotations)
     return [
-        (str(pk), finished_at, [name for name, held in zip(STATE_TABLES, held_by) if held])
+        (
+            str(pk),
+            finished_at,
+            [name for name, held in zip(STATE_TABLES, held_by, strict=True) if held],
+        )
         for pk, finished_at, *held_by in rows
     ]
 

@@ -9,7 +9,7 @@ statements that vendor allows. Identifiers are quoted; values are parameters.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +20,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
 from django.utils.module_loading import import_string
+
+from .semaphores import SemaphoreStatements
 
 # One LISTEN/NOTIFY channel for every queue: the payload names the queue. A
 # fixed name stays within PostgreSQL's 63-byte limit whatever the queue is called.
@@ -59,7 +61,7 @@ class ClaimRequest:
     now: datetime
 
 
-class Driver:
+class Driver(SemaphoreStatements):
     vendor = "base"
     # DELETE … RETURNING, so taking rows is one statement.
     delete_returning = False
@@ -75,7 +77,15 @@ class Driver:
         self.has_skip_locked = bool(connection.features.has_select_for_update_skip_locked)
         # Imported here: models import nothing from the drivers, and drivers are
         # created only after apps are ready.
-        from ..models import ClaimedExecution, Job, Pause, ReadyExecution, ScheduledExecution
+        from ..models import (
+            BlockedExecution,
+            ClaimedExecution,
+            Job,
+            Pause,
+            ReadyExecution,
+            ScheduledExecution,
+            Semaphore,
+        )
 
         quote = connection.ops.quote_name
         self.q = quote
@@ -84,6 +94,8 @@ class Driver:
         self.scheduled_table = quote(ScheduledExecution._meta.db_table)
         self.pause_table = quote(Pause._meta.db_table)
         self.claimed_table = quote(ClaimedExecution._meta.db_table)
+        self.blocked_table = quote(BlockedExecution._meta.db_table)
+        self.semaphore_table = quote(Semaphore._meta.db_table)
         self._job_pk = Job._meta.pk
         self._datetime_field = Job._meta.get_field("enqueued_at")
         self._json_field = Job._meta.get_field("return_value")
@@ -267,22 +279,45 @@ class Driver:
     # Rows per INSERT: within SQLite's 32,766 parameters per statement.
     insert_chunk = 500
 
-    def enqueue(self, cursor: CursorWrapper, jobs: Sequence[Any], now: datetime) -> None:
-        """Insert ``jobs`` (NewJob calls) and their ready or scheduled rows, in
-        the caller's transaction, a few multi-row INSERTs per batch."""
-        q = self.q
+    def enqueue(
+        self,
+        cursor: CursorWrapper,
+        jobs: Sequence[Any],
+        now: datetime,
+        *,
+        placement: Mapping[uuid.UUID, str] | None = None,
+        blocked_until: Mapping[uuid.UUID, datetime] | None = None,
+    ) -> None:
+        """Insert ``jobs`` (NewJob calls) and their first state rows, in the
+        caller's transaction, a few multi-row INSERTs per batch.
+
+        A job goes to scheduled when ``run_after`` is still ahead of ``now`` and
+        to ready otherwise, unless ``placement`` says "blocked" (a row waiting
+        until ``blocked_until``), "finished" (no state row, finished now) or
+        "omitted" (not written at all)."""
+        placement = placement or {}
         when = self.datetime_param(now)
         empty = {"enqueued_at": now, "worker_ids": [], "errors": []}
-        ready, scheduled = [], []
-        for start in range(0, len(jobs), self.insert_chunk):
-            chunk = jobs[start : start + self.insert_chunk]
+        finished = {**empty, "finished_at": now}
+        ready, scheduled, blocked = [], [], []
+        written = [job for job in jobs if placement.get(job.id) != "omitted"]
+        for start in range(0, len(written), self.insert_chunk):
+            chunk = written[start : start + self.insert_chunk]
             params = []
             for job in chunk:
+                place = placement.get(job.id)
+                defaults = finished if place == "finished" else empty
                 for field in self._job_fields:
-                    value = getattr(job, field.name, empty.get(field.name))
+                    value = getattr(job, field.name, defaults.get(field.name))
                     params.append(field.get_db_prep_save(value, self.connection))
                 row = (self.job_id_param(job.id), job.queue_name, job.priority)
-                if job.run_after is not None and job.run_after > now:
+                if place == "finished":
+                    continue
+                if place == "blocked":
+                    assert blocked_until is not None and job.concurrency_key is not None
+                    expires = self.datetime_param(blocked_until[job.id])
+                    blocked.append((*row, job.concurrency_key, expires, when))
+                elif job.run_after is not None and job.run_after > now:
                     scheduled.append((*row, self.datetime_param(job.run_after), when))
                 else:
                     ready.append((*row, when))
@@ -290,22 +325,30 @@ class Driver:
             cursor.execute(
                 f"INSERT INTO {self.job_table} ({self.job_column_list}) VALUES {rows}", params
             )
-        state_columns = f"{q('job_id')}, {q('queue_name')}, {q('priority')}"
-        for table, columns, values in (
-            (self.ready_table, f"{state_columns}, {q('created_at')}", ready),
-            (
-                self.scheduled_table,
-                f"{state_columns}, {q('scheduled_at')}, {q('created_at')}",
-                scheduled,
-            ),
-        ):
-            for start in range(0, len(values), self.insert_chunk):
-                chunk = values[start : start + self.insert_chunk]
-                rows = ", ".join(["(" + self.placeholders(len(chunk[0])) + ")"] * len(chunk))
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) VALUES {rows}",
-                    [value for row in chunk for value in row],
-                )
+        state = ["job_id", "queue_name", "priority"]
+        self.insert_rows(cursor, self.ready_table, [*state, "created_at"], ready)
+        self.insert_rows(
+            cursor, self.scheduled_table, [*state, "scheduled_at", "created_at"], scheduled
+        )
+        blocked_columns = [*state, "concurrency_key", "expires_at", "created_at"]
+        self.insert_rows(cursor, self.blocked_table, blocked_columns, blocked)
+
+    def insert_rows(
+        self,
+        cursor: CursorWrapper,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """Multi-row INSERTs of ``rows`` (values already prepared for the database)."""
+        names = ", ".join(self.q(column) for column in columns)
+        for start in range(0, len(rows), self.insert_chunk):
+            chunk = rows[start : start + self.insert_chunk]
+            values = ", ".join(["(" + self.placeholders(len(columns)) + ")"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {values}",
+                [value for row in chunk for value in row],
+            )
 
     def record_claims(
         self, cursor: CursorWrapper, job_ids: Sequence[uuid.UUID], process_id: int, now: datetime

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import BooleanField, Q
@@ -41,6 +42,17 @@ class MySQLDriver(Driver):
     def queue_not_paused(self, column: str) -> str:
         return (
             f"BINARY {column} NOT IN (SELECT BINARY {self.q('queue_name')} FROM {self.pause_table})"
+        )
+
+    def insert_missing_statement(self, table: str, columns: Sequence[str], unique: str) -> str:
+        # A no-op update instead of INSERT IGNORE, which would also silence
+        # data errors (truncation) as warnings.
+        q = self.q
+        names = ", ".join(q(column) for column in columns)
+        values = ", ".join(["%s"] * len(columns))
+        return (
+            f"INSERT INTO {table} ({names}) VALUES ({values}) "
+            f"ON DUPLICATE KEY UPDATE {q(unique)} = {q(unique)}"
         )
 
     def json_append(self, column: str) -> str:

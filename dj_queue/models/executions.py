@@ -8,7 +8,7 @@ the job's queue and priority so the hot queries never touch the jobs table.
 
 from django.db import models
 
-from .constraints import QUEUE_NAME_MAX_LENGTH
+from .constraints import CONCURRENCY_KEY_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH
 from .job import Job
 from .process import Process
 
@@ -58,7 +58,7 @@ class BlockedExecution(models.Model):
     job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="blocked_execution")
     queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
     priority = models.SmallIntegerField(default=0)
-    concurrency_key = models.CharField(max_length=255)
+    concurrency_key = models.CharField(max_length=CONCURRENCY_KEY_MAX_LENGTH)
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField()
 

@@ -1,7 +1,12 @@
 from django.db import models
 
 from ..ids import new_job_id
-from .constraints import QUEUE_NAME_MAX_LENGTH, TASK_PATH_MAX_LENGTH, priority_range
+from .constraints import (
+    CONCURRENCY_KEY_MAX_LENGTH,
+    QUEUE_NAME_MAX_LENGTH,
+    TASK_PATH_MAX_LENGTH,
+    priority_range,
+)
 
 
 class Job(models.Model):
@@ -19,7 +24,13 @@ class Job(models.Model):
     args = models.JSONField(default=list)
     kwargs = models.JSONField(default=dict)
     run_after = models.DateTimeField(null=True, blank=True)
-    concurrency_key = models.CharField(max_length=255, null=True, blank=True)
+    # A concurrency-limited job carries its task's rule, so that every later
+    # transition (promotion, release, recovery, maintenance) can apply it
+    # without resolving the task. All four are set together, or none.
+    concurrency_key = models.CharField(max_length=CONCURRENCY_KEY_MAX_LENGTH, null=True, blank=True)
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    concurrency_duration = models.FloatField(null=True, blank=True)
+    concurrency_on_conflict = models.CharField(max_length=8, null=True, blank=True)
 
     enqueued_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)

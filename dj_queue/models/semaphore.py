@@ -1,10 +1,12 @@
 from django.db import models
 
+from .constraints import CONCURRENCY_KEY_MAX_LENGTH
+
 
 class Semaphore(models.Model):
     """Remaining capacity of one concurrency key."""
 
-    key = models.CharField(max_length=255, unique=True)
+    key = models.CharField(max_length=CONCURRENCY_KEY_MAX_LENGTH, unique=True)
     value = models.PositiveIntegerField()
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField()

@@ -6,7 +6,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NoReturn
 
@@ -14,10 +14,25 @@ from django.db import connections
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from ..db import Completion, get_driver
+from ..concurrency import ConcurrencyLimit
+from ..db import Completion, ReadyRow, get_driver
 from ..exceptions import JobStateError
 from ..ids import parse_job_id
-from ..models import ClaimedExecution, FailedExecution, Job, ReadyExecution, ScheduledExecution
+from ..models import (
+    BlockedExecution,
+    ClaimedExecution,
+    FailedExecution,
+    Job,
+    ReadyExecution,
+    ScheduledExecution,
+)
+from .concurrency import (
+    acquire_slots,
+    limits_of_jobs,
+    place_limited,
+    release_limited_jobs,
+    release_slots,
+)
 from .routing import queue_database_alias
 from .transactions import in_one_statement, in_transaction
 
@@ -34,6 +49,27 @@ class NewJob:
     args: list[Any]
     kwargs: dict[str, Any]
     run_after: datetime | None
+    concurrency: ConcurrencyLimit | None = None
+
+    # The job row's concurrency columns, read by the drivers' INSERTs.
+    @property
+    def concurrency_key(self) -> str | None:
+        return self.concurrency.key if self.concurrency else None
+
+    @property
+    def concurrency_limit(self) -> int | None:
+        return self.concurrency.limit if self.concurrency else None
+
+    @property
+    def concurrency_duration(self) -> float | None:
+        return self.concurrency.duration if self.concurrency else None
+
+    @property
+    def concurrency_on_conflict(self) -> str | None:
+        return self.concurrency.on_conflict if self.concurrency else None
+
+    def waits_until_later(self, now: datetime) -> bool:
+        return self.run_after is not None and self.run_after > now
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +109,23 @@ ENQUEUE_CHUNK = 5000
 
 
 def enqueue_jobs(
-    alias: str, new_jobs: Sequence[NewJob], now: datetime, *, notify: bool = False
-) -> None:
+    alias: str,
+    new_jobs: Sequence[NewJob],
+    now: datetime,
+    *,
+    notify: bool = False,
+    preserve_finished: bool = True,
+) -> set[uuid.UUID]:
     """Write jobs with their first state row: scheduled when ``run_after`` is
     still ahead of ``now``, ready otherwise. All or nothing. With ``notify``,
-    listening workers are woken for the queues given ready work (PostgreSQL)."""
+    listening workers are woken for the queues given ready work (PostgreSQL).
+
+    A concurrency-limited job due now takes a slot of its key, in the order
+    given; without one it is blocked, or discarded when its task says so (kept
+    as finished without running when ``preserve_finished``, else not written).
+    Returns the ids of the discarded jobs."""
     driver = get_driver(alias)
-    if driver.single_statement_transitions:
+    if driver.single_statement_transitions and not any(job.concurrency for job in new_jobs):
 
         def insert(chunk: Sequence[NewJob]) -> None:
             sql, params = driver.enqueue_statement(chunk, now, notify=notify)
@@ -88,20 +134,48 @@ def enqueue_jobs(
 
         if len(new_jobs) <= ENQUEUE_CHUNK:
             in_one_statement(alias, lambda: insert(new_jobs))
-            return
+            return set()
 
         def insert_all() -> None:
             for start in range(0, len(new_jobs), ENQUEUE_CHUNK):
                 insert(new_jobs[start : start + ENQUEUE_CHUNK])
 
         in_transaction(alias, insert_all)
-        return
+        return set()
 
-    def write() -> None:
+    def write() -> set[uuid.UUID]:
         with connections[alias].cursor() as cursor:
-            driver.enqueue(cursor, new_jobs, now)
+            wanted = [
+                (job.id, job.concurrency)
+                for job in new_jobs
+                if job.concurrency is not None and not job.waits_until_later(now)
+            ]
+            granted = acquire_slots(cursor, driver, wanted, now) if wanted else {}
+            placement: dict[uuid.UUID, str] = {}
+            blocked_until: dict[uuid.UUID, datetime] = {}
+            for job in new_jobs:
+                if granted.get(job.id, True):
+                    continue
+                assert job.concurrency is not None
+                if job.concurrency.discards:
+                    placement[job.id] = "finished" if preserve_finished else "omitted"
+                else:
+                    placement[job.id] = "blocked"
+                    blocked_until[job.id] = now + timedelta(seconds=job.concurrency.duration)
+            driver.enqueue(cursor, new_jobs, now, placement=placement, blocked_until=blocked_until)
+            if notify and driver.supports_notify:
+                queues = sorted(
+                    {
+                        job.queue_name
+                        for job in new_jobs
+                        if job.id not in placement and not job.waits_until_later(now)
+                    }
+                )
+                if queues:
+                    cursor.execute(*driver.notify_statement(queues))
+        return {job_id for job_id, place in placement.items() if place != "blocked"}
 
-    in_transaction(alias, write)
+    return in_transaction(alias, write)
 
 
 def complete_job(
@@ -112,21 +186,27 @@ def complete_job(
     *,
     preserve: bool,
     now: datetime | None = None,
+    limit: ConcurrencyLimit | None = None,
 ) -> bool:
     """Mark a claimed job successful, or delete it when finished jobs are not kept.
+    A limited job (``limit``, its stored rule) gives back its slot in the same
+    transaction, handing it on to a blocked job of its key.
 
     Returns False, changing nothing, when ``process_id`` no longer holds the
     claim (the job was recovered from a process presumed dead).
     """
     completion = Completion(job_id, process_id, return_value, now or timezone.now(), preserve)
     driver = get_driver(alias)
-    if driver.single_statement_transitions:
+    if driver.single_statement_transitions and limit is None:
         sql, params = driver.complete_statement(completion)
         return in_one_statement(alias, lambda: driver.execute(sql, params).fetchone() is not None)
 
     def write() -> bool:
         with connections[alias].cursor() as cursor:
-            return driver.complete(cursor, completion)
+            completed = driver.complete(cursor, completion)
+            if completed and limit is not None:
+                release_slots(cursor, driver, [limit], completion.finished_at)
+        return completed
 
     return in_transaction(alias, write)
 
@@ -138,28 +218,35 @@ def fail_job(
     error: JobError,
     *,
     now: datetime | None = None,
+    limit: ConcurrencyLimit | None = None,
 ) -> bool:
-    """Move a claimed job to failed, keeping the error; False if the claim is gone."""
+    """Move a claimed job to failed, keeping the error, and give back its slot
+    if it is limited; False if the claim is gone."""
     failed_at = now or timezone.now()
 
     def write() -> bool:
         if not _release_claim(alias, job_id, process_id):
             return False
         _record_failure(alias, job_id, error, failed_at)
+        if limit is not None:
+            with connections[alias].cursor() as cursor:
+                release_slots(cursor, get_driver(alias), [limit], failed_at)
         return True
 
     return in_transaction(alias, write)
 
 
 def fail_claims(alias: str, claims: Iterable[ClaimedExecution], error: JobError) -> int:
-    """Fail claimed jobs whose process is gone. Runs inside the caller's transaction."""
+    """Fail claimed jobs whose process is gone, giving back the slots of the
+    limited ones. Runs inside the caller's transaction."""
     failed_at = timezone.now()
-    count = 0
+    job_ids = []
     for claim in claims:
         ClaimedExecution.objects.using(alias).filter(pk=claim.pk)._raw_delete(alias)
         _record_failure(alias, claim.job_id, error, failed_at)
-        count += 1
-    return count
+        job_ids.append(claim.job_id)
+    release_limited_jobs(alias, job_ids, failed_at)
+    return len(job_ids)
 
 
 def _release_claim(alias: str, job_id: uuid.UUID, process_id: int) -> bool:
@@ -220,12 +307,17 @@ def _retry_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
     FailedExecution.objects.using(alias).filter(job_id__in=failed_ids)._raw_delete(alias)
     jobs = Job.objects.using(alias).filter(pk__in=failed_ids)
     jobs.update(finished_at=None)
-    ReadyExecution.objects.using(alias).bulk_create(
-        [
-            ReadyExecution(job_id=job_id, queue_name=queue, priority=priority, created_at=now)
-            for job_id, queue, priority in jobs.values_list("pk", "queue_name", "priority")
-        ]
-    )
+    rows = [
+        ReadyRow(0, job_id, queue, priority)
+        for job_id, queue, priority in jobs.values_list("pk", "queue_name", "priority")
+    ]
+    driver = get_driver(alias)
+    with connections[alias].cursor() as cursor:
+        # A limited job needs a slot again; without one it waits blocked (an
+        # operator's retry is never discarded).
+        limits = limits_of_jobs(cursor, driver, failed_ids)
+        ready = place_limited(alias, cursor, driver, rows, limits, now, discard=False)
+        driver.insert_ready(cursor, ready, now)
     return len(failed_ids)
 
 
@@ -282,11 +374,15 @@ def _not_failed(job_id: uuid.UUID | str, using: str | None) -> NoReturn:
 
 def _discard_waiting_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
     waiting: set[uuid.UUID] = set()
-    for model in (ReadyExecution, ScheduledExecution):
+    holding: list[uuid.UUID] = []  # ready jobs hold their key's slot
+    for model in (ReadyExecution, ScheduledExecution, BlockedExecution):
         rows = model.objects.using(alias).select_for_update().filter(job_id__in=job_ids)
         ids = list(rows.values_list("job_id", flat=True))
         model.objects.using(alias).filter(job_id__in=ids)._raw_delete(alias)
         waiting.update(ids)
+        if model is ReadyExecution:
+            holding = ids
+    release_limited_jobs(alias, holding, timezone.now())
     Job.objects.using(alias).filter(pk__in=waiting)._raw_delete(alias)
     return len(waiting)
 
@@ -294,8 +390,9 @@ def _discard_waiting_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
 def discard_waiting_jobs(
     job_ids: Iterable[uuid.UUID | str], *, using: str | None = None, batch_size: int = 500
 ) -> int:
-    """Delete jobs that are still ready or scheduled, for good. Jobs in any other
-    state (running, failed, finished) are skipped. Returns how many were deleted."""
+    """Delete jobs that are still ready, scheduled or blocked, for good (a ready
+    limited job's slot is handed on). Jobs in any other state (running, failed,
+    finished) are skipped. Returns how many were deleted."""
     alias = using or queue_database_alias()
     return _in_batches(alias, job_ids, batch_size, partial(_discard_waiting_batch, alias))
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..db import get_driver
 from ..models import BlockedExecution, Job, Pause, ReadyExecution, ScheduledExecution
+from .concurrency import release_limited_jobs
 from .transactions import in_transaction
 
 
@@ -49,6 +50,7 @@ def is_paused(alias: str, name: str) -> bool:
 
 def clear_queue(alias: str, name: str, *, batch_size: int = 1000) -> int:
     """Discard the ready jobs of ``name``, a batch per transaction; returns how many.
+    The slots of limited jobs among them are handed on to their blocked jobs.
 
     Rows a worker is claiming at this moment are skipped (they are about to run),
     not waited for.
@@ -61,6 +63,7 @@ def clear_queue(alias: str, name: str, *, batch_size: int = 1000) -> int:
             ready = ready.select_for_update(skip_locked=True)
         job_ids = list(ready.order_by("pk").values_list("job_id", flat=True)[:batch_size])
         ReadyExecution.objects.using(alias).filter(job_id__in=job_ids)._raw_delete(alias)
+        release_limited_jobs(alias, job_ids, timezone.now())
         Job.objects.using(alias).filter(pk__in=job_ids)._raw_delete(alias)
         return len(job_ids)
 

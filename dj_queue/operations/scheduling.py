@@ -6,15 +6,22 @@ from django.db import connections
 from django.utils import timezone
 
 from ..db import get_driver
-from ..models import ReadyExecution
+from .concurrency import limits_of_jobs, place_limited
 from .transactions import in_transaction
 
 
 def promote_due_jobs(
-    alias: str, *, batch_size: int, skip_locked: bool = True, notify: bool = False
+    alias: str,
+    *,
+    batch_size: int,
+    skip_locked: bool = True,
+    notify: bool = False,
+    preserve_finished: bool = True,
 ) -> int:
-    """Move up to ``batch_size`` due scheduled jobs to ready; returns how many.
-    With ``notify``, listening workers are woken for those queues (PostgreSQL)."""
+    """Move up to ``batch_size`` due scheduled jobs to ready; returns how many
+    left the schedule. A limited job takes its key's slot now, or is blocked (or
+    discarded) like a job enqueued at this moment. With ``notify``, listening
+    workers are woken for the queues given ready work (PostgreSQL)."""
     driver = get_driver(alias)
     if driver.probe_before_write and not connections[alias].in_atomic_block:
         with connections[alias].cursor() as cursor:
@@ -25,22 +32,16 @@ def promote_due_jobs(
         now = timezone.now()
         with connections[alias].cursor() as cursor:
             due = driver.take_due_scheduled(cursor, now, batch_size, skip_locked)
-        if due:
-            ReadyExecution.objects.using(alias).bulk_create(
-                [
-                    ReadyExecution(
-                        job_id=row.job_id,
-                        queue_name=row.queue_name,
-                        priority=row.priority,
-                        created_at=now,
-                    )
-                    for row in due
-                ]
+            if not due:
+                return 0
+            limits = limits_of_jobs(cursor, driver, [row.job_id for row in due])
+            ready = place_limited(
+                alias, cursor, driver, due, limits, now, preserve_discarded=preserve_finished
             )
-            if notify and driver.supports_notify:
-                sql, params = driver.notify_statement(sorted({row.queue_name for row in due}))
-                with connections[alias].cursor() as cursor:
-                    cursor.execute(sql, params)
+            driver.insert_ready(cursor, ready, now)
+            if ready and notify and driver.supports_notify:
+                sql, params = driver.notify_statement(sorted({row.queue_name for row in ready}))
+                cursor.execute(sql, params)
         return len(due)
 
     return in_transaction(alias, promote)

@@ -14,6 +14,7 @@ from django.tasks.base import TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
+from ..concurrency import ConcurrencyLimit
 from ..db import get_driver
 from ..models import Job
 from ..operations.claims import Claimant, complete_and_claim_next
@@ -75,7 +76,10 @@ def execute_job(job: Job, context: ExecutionContext) -> Job | None:
 
 def _complete(context: ExecutionContext, job: Job, return_value: Any) -> Job | None:
     preserve = context.preserve_finished_jobs
-    if context.claimant is not None and context.claim_next():
+    limit = ConcurrencyLimit.of_job(job)
+    # A limited job's completion also hands its slot on, in a transaction of
+    # its own; the thread claims its next job the usual way.
+    if context.claimant is not None and limit is None and context.claim_next():
         claimant = context.claimant
         outcome = _record(
             context,
@@ -93,7 +97,12 @@ def _complete(context: ExecutionContext, job: Job, return_value: Any) -> Job | N
         completed = _record(
             context,
             lambda: complete_job(
-                context.alias, job.id, context.process_id, return_value, preserve=preserve
+                context.alias,
+                job.id,
+                context.process_id,
+                return_value,
+                preserve=preserve,
+                limit=limit,
             ),
         ) in (True, None)
     if not completed:
@@ -111,8 +120,12 @@ def _claim_lost(job: Job) -> None:
 
 def _fail(context: ExecutionContext, job: Job, exc: BaseException) -> JobError:
     error = JobError.from_exception(exc)
+    limit = ConcurrencyLimit.of_job(job)
     if (
-        _record(context, lambda: fail_job(context.alias, job.id, context.process_id, error))
+        _record(
+            context,
+            lambda: fail_job(context.alias, job.id, context.process_id, error, limit=limit),
+        )
         is False
     ):
         _claim_lost(job)

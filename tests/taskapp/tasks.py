@@ -57,3 +57,62 @@ async def async_add(a, b):
 
 
 not_a_task = add.func
+
+
+# -- concurrency limits --------------------------------------------------------
+
+
+@task
+def sync_account(account_id, action="sync"):
+    return f"{account_id}:{action}"
+
+
+# The spec's form: attributes of the wrapped function, set after @task.
+sync_account.func.concurrency_key = "account:{account_id}"
+sync_account.func.concurrency_limit = 1
+sync_account.func.concurrency_duration = 60
+sync_account.func.on_conflict = "block"
+
+
+@task
+def refresh_report(name):
+    return name
+
+
+refresh_report.func.concurrency_key = "report:{name}"
+refresh_report.func.on_conflict = "discard"
+
+
+# Django 6.1's form: @task keyword arguments, carried by DjQueueTask.
+@task(concurrency_key="pair:{group}", concurrency_limit=2, concurrency_duration=30)
+def paired(group, n=0):
+    return n
+
+
+@task
+def ledger_run(key, n, seconds, ledger):
+    """Appends its start and end (wall-clock ns, pid) to the ledger file: one
+    short line per write, appended atomically by the OS across processes."""
+    import os
+
+    with open(ledger, "a") as out:
+        out.write(f"start {key} {n} {time.time_ns()} {os.getpid()}\n")
+    time.sleep(seconds)
+    with open(ledger, "a") as out:
+        out.write(f"end {key} {n} {time.time_ns()} {os.getpid()}\n")
+    return n
+
+
+ledger_run.func.concurrency_key = "ledger:{key}"
+ledger_run.func.concurrency_limit = 2
+
+
+@task(concurrency_key="acct:{account_id}:{action}")
+def with_default_action(account_id, action="sync"):
+    return account_id
+
+
+@task
+def late_declared(account_id):
+    """Its tests set (bad) concurrency attributes on it after @task ran."""
+    return account_id

@@ -1,0 +1,240 @@
+"""Concurrency limits declared on tasks.
+
+A task opts in with ``concurrency_key`` (a ``str.format`` template over the call's
+arguments), ``concurrency_limit``, ``concurrency_duration`` and ``on_conflict``,
+either as attributes of the wrapped function or, on Django 6.1, as ``@task(...)``
+keyword arguments (see ``dj_queue.task.DjQueueTask``). The declaration is read
+into a ``ConcurrencyPolicy`` once per task; each enqueued call renders it into a
+``ConcurrencyLimit`` that the job row carries from then on.
+
+Nothing here touches models or settings: it runs when a task module is imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import string
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from django.tasks import Task
+from django.tasks.exceptions import InvalidTask
+
+from .models.constraints import CONCURRENCY_KEY_MAX_LENGTH
+
+OnConflict = Literal["block", "discard"]
+ON_CONFLICT_CHOICES: tuple[OnConflict, ...] = ("block", "discard")
+
+DEFAULT_LIMIT = 1
+# As long as the default process_alive_threshold: a holder on a node that died
+# is recovered (and its slot released) before its slot would expire.
+DEFAULT_DURATION = 300.0
+
+OPTION_NAMES = ("concurrency_key", "concurrency_limit", "concurrency_duration", "on_conflict")
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyLimit:
+    """The rule one job obeys: at most ``limit`` jobs holding ``key`` at once."""
+
+    key: str
+    limit: int
+    duration: float  # seconds a slot is held before it expires
+    on_conflict: OnConflict
+
+    @property
+    def discards(self) -> bool:
+        return self.on_conflict == "discard"
+
+    @classmethod
+    def of_job(cls, job: Any) -> ConcurrencyLimit | None:
+        """The rule stored on a job row, or None for an unlimited job."""
+        if job.concurrency_key is None:
+            return None
+        return cls(
+            key=job.concurrency_key,
+            limit=job.concurrency_limit or DEFAULT_LIMIT,
+            duration=job.concurrency_duration or DEFAULT_DURATION,
+            on_conflict=cast(OnConflict, job.concurrency_on_conflict or "block"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyPolicy:
+    """A task's declaration, validated: what each call renders its limit from."""
+
+    task_path: str
+    key_template: str
+    limit: int
+    duration: float
+    on_conflict: OnConflict
+    signature: inspect.Signature
+    takes_context: bool
+
+    def limit_for(self, args: Any, kwargs: Any) -> ConcurrencyLimit:
+        """The call's rendered limit; InvalidTask if the key cannot be rendered."""
+        return ConcurrencyLimit(
+            key=self._render(args, kwargs),
+            limit=self.limit,
+            duration=self.duration,
+            on_conflict=self.on_conflict,
+        )
+
+    def _render(self, args: Any, kwargs: Any) -> str:
+        leading = (None,) if self.takes_context else ()
+        try:
+            bound = self.signature.bind(*leading, *args, **kwargs)
+        except TypeError as exc:
+            raise InvalidTask(
+                f"{self.task_path}: the call does not match the task's signature ({exc}), so "
+                f"its concurrency_key {self.key_template!r} cannot be rendered."
+            ) from None
+        bound.apply_defaults()
+        values: dict[str, Any] = {}
+        for name, value in bound.arguments.items():
+            kind = self.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                values.update(value)
+            else:
+                values[name] = value
+        try:
+            key = self.key_template.format_map(values)
+        except (KeyError, AttributeError, IndexError, TypeError, ValueError) as exc:
+            raise InvalidTask(
+                f"{self.task_path}: concurrency_key {self.key_template!r} cannot be rendered "
+                f"from this call's arguments ({type(exc).__name__}: {exc})."
+            ) from None
+        if len(key) > CONCURRENCY_KEY_MAX_LENGTH:
+            raise InvalidTask(
+                f"{self.task_path}: concurrency_key {self.key_template!r} rendered to "
+                f"{len(key)} characters; at most {CONCURRENCY_KEY_MAX_LENGTH} are stored. Use "
+                "shorter values in the key (an id rather than a name, for example)."
+            )
+        return key
+
+
+def declared_options(task: Task) -> dict[str, Any]:
+    """The concurrency options a task declares: ``@task(...)`` keyword arguments
+    (fields of DjQueueTask) first, then attributes of the wrapped function."""
+    declared = {}
+    for name in OPTION_NAMES:
+        value = getattr(task, name, None)
+        if value is None:
+            value = getattr(task.func, name, None)
+        if value is not None:
+            declared[name] = value
+    return declared
+
+
+_policies: dict[tuple[Any, ...], ConcurrencyPolicy | None] = {}
+_policies_lock = threading.Lock()
+
+
+def policy_for(task: Task) -> ConcurrencyPolicy | None:
+    """The task's validated policy, or None for a task without a limit.
+
+    Raises InvalidTask naming the task and the option for a bad declaration.
+    Cached per declaration: function attributes may be set after ``@task`` ran,
+    so the declaration is read again each time and only its parsing is cached.
+    """
+    declared = declared_options(task)
+    if not declared:
+        return None
+    cache_key = (task.func, task.takes_context, tuple(sorted(declared.items(), key=str)))
+    try:
+        return _policies[cache_key]
+    except (KeyError, TypeError):  # TypeError: an unhashable (so invalid) value
+        pass
+    policy = _parse(task, declared)
+    try:
+        with _policies_lock:
+            _policies[cache_key] = policy
+    except TypeError:
+        pass
+    return policy
+
+
+def _parse(task: Task, declared: dict[str, Any]) -> ConcurrencyPolicy:
+    path = task.module_path
+
+    def invalid(option: str, problem: str) -> InvalidTask:
+        return InvalidTask(f"Task {path}: {option} {problem}")
+
+    template = declared.get("concurrency_key")
+    if template is None:
+        others = ", ".join(sorted(declared))
+        raise invalid(
+            "concurrency_key",
+            f"is missing: {others} only take effect together with a concurrency_key "
+            "template such as 'account:{account_id}'.",
+        )
+    if not isinstance(template, str) or not template.strip():
+        raise invalid("concurrency_key", f"must be a non-empty string, got {template!r}.")
+    signature = inspect.signature(task.func)
+    _check_template(template, signature, task.takes_context, invalid)
+
+    limit = declared.get("concurrency_limit", DEFAULT_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise invalid("concurrency_limit", f"must be a whole number of at least 1, got {limit!r}.")
+
+    duration = declared.get("concurrency_duration", DEFAULT_DURATION)
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
+        or duration <= 0
+    ):
+        raise invalid(
+            "concurrency_duration", f"must be a number of seconds above 0, got {duration!r}."
+        )
+
+    on_conflict = declared.get("on_conflict", "block")
+    if on_conflict not in ON_CONFLICT_CHOICES:
+        raise invalid("on_conflict", f"must be 'block' or 'discard', got {on_conflict!r}.")
+
+    return ConcurrencyPolicy(
+        task_path=path,
+        key_template=template,
+        limit=limit,
+        duration=float(duration),
+        on_conflict=on_conflict,
+        signature=signature,
+        takes_context=task.takes_context,
+    )
+
+
+def _check_template(
+    template: str, signature: inspect.Signature, takes_context: bool, invalid: Any
+) -> None:
+    parameters = list(signature.parameters.values())
+    if takes_context:
+        parameters = parameters[1:]
+    names = {
+        p.name
+        for p in parameters
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
+    open_keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template)]
+    except ValueError as exc:
+        raise invalid("concurrency_key", f"{template!r} is not a valid template: {exc}.") from None
+    for field in fields:
+        if field is None:
+            continue
+        root = field.split(".", 1)[0].split("[", 1)[0]
+        if not root or root.isdigit():
+            raise invalid(
+                "concurrency_key",
+                f"{template!r} must name the arguments it uses ('{{account_id}}'), "
+                "not refer to them by position.",
+            )
+        if root not in names and not open_keywords:
+            known = ", ".join(sorted(names)) or "none"
+            raise invalid(
+                "concurrency_key",
+                f"{template!r} names {root!r}, which is not a parameter of the task "
+                f"(its parameters: {known}).",
+            )
