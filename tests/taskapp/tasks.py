@@ -89,8 +89,7 @@ def paired(group, n=0):
     return n
 
 
-@task
-def ledger_run(key, n, seconds, ledger):
+def _logged_run(key, n, seconds, ledger):
     """Appends its start and end (wall-clock ns, pid) to the ledger file: one
     short line per write, appended atomically by the OS across processes."""
     import os
@@ -103,8 +102,40 @@ def ledger_run(key, n, seconds, ledger):
     return n
 
 
+@task
+def ledger_run(key, n, seconds, ledger):
+    return _logged_run(key, n, seconds, ledger)
+
+
 ledger_run.func.concurrency_key = "ledger:{key}"
 ledger_run.func.concurrency_limit = 2
+
+
+@task
+def ledger_single(key, n, seconds, ledger):
+    return _logged_run(key, n, seconds, ledger)
+
+
+ledger_single.func.concurrency_key = "single:{key}"
+
+
+@task
+def ledger_singleton(key, n, seconds, ledger):
+    return _logged_run(key, n, seconds, ledger)
+
+
+ledger_singleton.func.concurrency_key = "singleton:{key}"
+ledger_singleton.func.on_conflict = "discard"
+
+
+@task
+def slow_exclusive(key, n, seconds, ledger):
+    """Holds its key's one slot for only 2 s: longer runs outlive their slot."""
+    return _logged_run(key, n, seconds, ledger)
+
+
+slow_exclusive.func.concurrency_key = "slow:{key}"
+slow_exclusive.func.concurrency_duration = 2
 
 
 @task(concurrency_key="acct:{account_id}:{action}")
