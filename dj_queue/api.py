@@ -30,7 +30,8 @@ def _database_alias(backend_alias: str) -> str:
 class QueueInfo:
     """One queue's figures and controls.
 
-    ``size`` counts ready jobs (scheduled jobs join once due). ``latency`` is how
+    ``size`` counts ready jobs (scheduled jobs join once due); ``blocked`` counts
+    jobs waiting for a slot of their concurrency key. ``latency`` is how
     long, in seconds, the oldest ready job has waited, 0.0 for an empty queue;
     pausing does not stop that clock: a paused queue's latency keeps growing,
     which is what an alert on it should see.
@@ -61,17 +62,22 @@ class QueueInfo:
         return 0.0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
 
     @property
+    def blocked(self) -> int:
+        return queue_operations.blocked_count(self._alias, self.name)
+
+    @property
     def paused(self) -> bool:
         return queue_operations.is_paused(self._alias, self.name)
 
     def figures(self) -> dict[str, Any]:
-        """Size, latency and paused state read together (one pass over the queue)."""
+        """Size, blocked count, latency and paused state read together."""
         figures = queue_operations.queue_figures(self._alias, self.name)
         oldest = figures.oldest_ready_at
         latency = 0.0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
         return {
             "name": self.name,
             "size": figures.size,
+            "blocked": figures.blocked,
             "latency": latency,
             "paused": figures.paused,
         }

@@ -11,20 +11,27 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
-from django.db import connections, transaction
+from django.db import connections
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 import dj_queue.admin as queue_admin
-from dj_queue.models import BlockedExecution, FailedExecution, Job, Pause, Process, ReadyExecution
+from dj_queue.models import (
+    BlockedExecution,
+    FailedExecution,
+    Job,
+    Pause,
+    Process,
+    Semaphore,
+)
 from dj_queue.operations.claims import claim_jobs
 from dj_queue.operations.jobs import JobError, complete_job, fail_job
 from dj_queue.operations.processes import register_process
 from dj_queue.operations.queues import is_paused, pause_queue
 from tests.invariants import assert_invariants, job_states, state_of
-from tests.taskapp.tasks import add, echo
+from tests.taskapp.tasks import add, echo, sync_account
 
 pytestmark = pytest.mark.django_db
 
@@ -76,20 +83,17 @@ def scheduled() -> uuid.UUID:
 
 
 def blocked() -> uuid.UUID:
-    """A job waiting on its concurrency key. No operation blocks jobs yet, so the
-    test moves a ready row to the blocked table itself."""
-    job_id = enqueue("limited")
-    with transaction.atomic():
-        ReadyExecution.objects.filter(job_id=job_id).delete()
-        BlockedExecution.objects.create(
-            job_id=job_id,
-            queue_name="limited",
-            priority=0,
-            concurrency_key="key",
-            expires_at=timezone.now() + timedelta(minutes=5),
-            created_at=timezone.now(),
-        )
-    return job_id
+    """A job waiting on its concurrency key, whose one slot a job elsewhere
+    holds (a semaphore with no free slot)."""
+    now = timezone.now()
+    Semaphore.objects.create(
+        key="account:999",
+        value=0,
+        expires_at=now + timedelta(minutes=5),
+        created_at=now,
+        updated_at=now,
+    )
+    return uuid.UUID(sync_account.using(queue_name="limited").enqueue(999).id)
 
 
 @pytest.fixture
@@ -202,7 +206,8 @@ def test_job_search_by_task_path_prefix(superuser, jobs):
     echoed = enqueue(task=echo)
 
     assert listed(superuser.get(JOBS, {"q": "tests.taskapp.tasks.ec"})) == [echoed]
-    assert set(listed(superuser.get(JOBS, {"q": "tests.taskapp.tasks.add"}))) == set(jobs.values())
+    added = set(jobs.values()) - {jobs["blocked"]}  # the blocked job is a sync_account
+    assert set(listed(superuser.get(JOBS, {"q": "tests.taskapp.tasks.add"}))) == added
     # A prefix, not a substring.
     assert listed(superuser.get(JOBS, {"q": "taskapp.tasks.echo"})) == []
 
@@ -325,14 +330,44 @@ def test_discard_failed_action_deletes_only_failed_jobs(superuser, jobs):
     assert_invariants()
 
 
-def test_discard_waiting_action_deletes_ready_and_scheduled_jobs(superuser, jobs):
+def test_discard_waiting_action_deletes_ready_scheduled_and_blocked_jobs(superuser, jobs):
     response = run_action(superuser, JOBS, "discard_waiting", jobs.values())
 
     assert messages_of(response) == [
-        "Discarded 2 waiting jobs. Skipped 4 selected jobs that were not ready or scheduled."
+        "Discarded 3 waiting jobs. Skipped 3 selected jobs that were not waiting."
     ]
     assert state_of(jobs["ready"]) == state_of(jobs["scheduled"]) == "missing"
-    assert assert_invariants() == {"failed": 1, "claimed": 1, "finished": 1, "blocked": 1}
+    assert state_of(jobs["blocked"]) == "missing"
+    assert assert_invariants() == {"failed": 1, "claimed": 1, "finished": 1}
+
+
+def test_release_blocked_action_moves_only_blocked_jobs_to_ready(superuser, jobs):
+    response = run_action(superuser, JOBS, "release_blocked", jobs.values())
+
+    assert messages_of(response) == [
+        "Released 1 blocked job to run now, outside their concurrency limits. "
+        "Skipped 5 selected jobs that were not blocked."
+    ]
+    assert state_of(jobs["blocked"]) == "ready"
+    assert Job.objects.get(pk=jobs["blocked"]).concurrency_key is None
+
+
+def test_release_from_the_blocked_list_needs_the_change_permission(jobs):
+    blocked_list = reverse("admin:dj_queue_blockedexecution_changelist")
+    row = BlockedExecution.objects.get(job_id=jobs["blocked"])
+    viewer = staff_client("view_blockedexecution")
+
+    response = run_action(viewer, blocked_list, "release_selected", [row.pk])
+    assert state_of(jobs["blocked"]) == "blocked"
+
+    viewer.logout()
+    User.objects.get(username="staff").user_permissions.add(
+        Permission.objects.get(codename="change_blockedexecution")
+    )
+    viewer.force_login(User.objects.get(username="staff"))
+    response = run_action(viewer, blocked_list, "release_selected", [row.pk])
+    assert messages_of(response)[0].startswith("Released 1 blocked job")
+    assert state_of(jobs["blocked"]) == "ready"
 
 
 def test_action_over_the_whole_filtered_list(superuser, jobs, worker_process):
@@ -532,9 +567,17 @@ def test_other_changelists_render_and_add_nothing(superuser, jobs, name):
     [
         (
             JOBS,
-            ["retry_failed", "discard_failed", "discard_waiting", "pause_queues", "resume_queues"],
+            [
+                "retry_failed",
+                "discard_failed",
+                "discard_waiting",
+                "release_blocked",
+                "pause_queues",
+                "resume_queues",
+            ],
         ),
         (FAILED, ["retry_failed", "discard_failed"]),
+        (reverse("admin:dj_queue_blockedexecution_changelist"), ["release_selected"]),
         (PAUSES, ["delete_selected", "resume_selected"]),
     ],
 )

@@ -132,6 +132,18 @@ def test_all_lists_queues_with_waiting_work_or_a_pause():
     assert figures["paused"] is False
 
 
+def test_queue_info_counts_blocked_jobs_apart_from_ready_ones():
+    from tests.taskapp.tasks import sync_account
+
+    for _ in range(3):
+        sync_account.using(queue_name="accounts").enqueue(1)
+
+    info = QueueInfo("accounts")
+    assert (info.size, info.blocked) == (1, 2)
+    assert info.figures()["blocked"] == 2
+    assert [queue.name for queue in QueueInfo.all()] == ["accounts"]
+
+
 def test_queue_info_for_a_non_dj_queue_backend_is_refused(settings):
     settings.TASKS = {
         **settings.TASKS,

@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from ..operations.concurrency import release_blocked_jobs
 from ..operations.queues import pause_queue, resume_queue
 from ..operations.routing import queue_database_alias
 from .base import _plural, _report
@@ -78,3 +79,22 @@ def _pause(modeladmin: admin.ModelAdmin, request: HttpRequest, names: Iterable[s
 
 def _resume(modeladmin: admin.ModelAdmin, request: HttpRequest, names: Iterable[str]) -> None:
     _set_paused(modeladmin, request, names, resume_queue, "Resumed", "Not paused")
+
+
+def _release_blocked(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    job_ids: list[uuid.UUID],
+    queryset: QuerySet[Any],
+) -> None:
+    """Release blocked jobs by hand and tell the user what that means."""
+    selected = _selection_size(queryset)
+    done = release_blocked_jobs(job_ids, using=queue_database_alias())
+    note = _skipped_note(selected, done, "not blocked")
+    _report(
+        modeladmin,
+        request,
+        done,
+        f"Released {_plural(done, 'blocked job')} to run now, outside their concurrency "
+        f"limits.{note}",
+    )

@@ -16,7 +16,7 @@ from django.utils.text import Truncator
 from ..ids import parse_job_id
 from ..models import FailedExecution
 from ..operations.jobs import discard_failed_jobs, retry_failed_jobs
-from .actions import _act_on_failed
+from .actions import _act_on_failed, _release_blocked
 from .base import QueueModelAdmin
 
 # -- failed executions -------------------------------------------------------------------
@@ -141,4 +141,16 @@ class BlockedExecutionAdmin(ExecutionAdmin):
         "concurrency_key",
         "expires_at",
     )
-    ordering = ("-id",)
+    search_fields = ("=concurrency_key",)
+    search_help_text = "A concurrency key, exactly."
+    # The hand-off order of one key, as its index has it.
+    ordering = ("concurrency_key", "-priority", "id")
+    actions = ("release_selected",)
+
+    @admin.action(
+        permissions=["change"],
+        description="Release selected blocked jobs now, outside their concurrency limit",
+    )
+    def release_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        job_ids = list(queryset.order_by().values_list("job_id", flat=True))
+        _release_blocked(self, request, job_ids, queryset)

@@ -24,7 +24,14 @@ from ..models import (
 )
 from ..operations.jobs import discard_failed_jobs, discard_waiting_jobs, retry_failed_jobs
 from ..operations.routing import queue_database_alias
-from .actions import _act_on_failed, _pause, _resume, _selection_size, _skipped_note
+from .actions import (
+    _act_on_failed,
+    _pause,
+    _release_blocked,
+    _resume,
+    _selection_size,
+    _skipped_note,
+)
 from .base import QueueModelAdmin, _json_block, _plural, _report
 
 # -- jobs ------------------------------------------------------------------------------
@@ -113,6 +120,7 @@ class JobAdmin(QueueModelAdmin):
         "retry_failed",
         "discard_failed",
         "discard_waiting",
+        "release_blocked",
         "pause_queues",
         "resume_queues",
     )
@@ -221,7 +229,7 @@ class JobAdmin(QueueModelAdmin):
     # Actions take the selection through the condition of the state they act on,
     # so "select all" over a million jobs hands the operation only the few that
     # can be acted on.
-    def _ids(self, queryset: QuerySet[Any], condition: Q | Exists) -> list[uuid.UUID]:
+    def _ids(self, queryset: QuerySet[Any], condition: Any) -> list[uuid.UUID]:
         return list(queryset.order_by().filter(condition).values_list("pk", flat=True))
 
     def _on_failed(
@@ -243,13 +251,23 @@ class JobAdmin(QueueModelAdmin):
     def discard_failed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self._on_failed(request, queryset, discard_failed_jobs, "Discarded")
 
-    @admin.action(permissions=["change"], description="Discard selected ready or scheduled jobs")
+    @admin.action(
+        permissions=["change"], description="Discard selected ready, scheduled or blocked jobs"
+    )
     def discard_waiting(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         selected = _selection_size(queryset)  # before the discarded rows are gone
-        ids = self._ids(queryset, _has_row("ready") | _has_row("scheduled"))
+        waiting = _has_row("ready") | _has_row("scheduled") | _has_row("blocked")
+        ids = self._ids(queryset, waiting)
         done = discard_waiting_jobs(ids, using=queue_database_alias())
-        note = _skipped_note(selected, done, "not ready or scheduled")
+        note = _skipped_note(selected, done, "not waiting")
         _report(self, request, done, f"Discarded {_plural(done, 'waiting job')}.{note}")
+
+    @admin.action(
+        permissions=["change"],
+        description="Release selected blocked jobs now, outside their concurrency limit",
+    )
+    def release_blocked(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        _release_blocked(self, request, self._ids(queryset, _has_row("blocked")), queryset)
 
     def _queue_names(self, queryset: QuerySet[Any]) -> list[str]:
         return list(queryset.order_by().values_list("queue_name", flat=True).distinct())

@@ -183,10 +183,15 @@ class SemaphoreStatements:
         where = f"{q('concurrency_key')} = %s"
         return self._take(cursor, self.blocked_table, where, [key], order, limit, False)
 
-    def take_blocked_job(self, cursor: CursorWrapper, job_id: uuid.UUID) -> list[ReadyRow]:
-        where = f"{self.q('job_id')} = %s"
-        params = [self.job_id_param(job_id)]
-        return self._take(cursor, self.blocked_table, where, params, self.q("id"), 1, False)
+    def take_blocked_jobs(
+        self, cursor: CursorWrapper, job_ids: Sequence[uuid.UUID]
+    ) -> list[ReadyRow]:
+        placeholders = ", ".join(["%s"] * len(job_ids))
+        where = f"{self.q('job_id')} IN ({placeholders})"
+        params = [self.job_id_param(job_id) for job_id in job_ids]
+        return self._take(
+            cursor, self.blocked_table, where, params, self.q("id"), len(job_ids), False
+        )
 
     def blocked_limit(self, cursor: CursorWrapper, key: str) -> tuple[int, float] | None:
         """(limit, duration) declared by the first blocked job of ``key``, if any."""

@@ -273,38 +273,54 @@ def run_concurrency_maintenance(alias: str, *, batch_size: int = 500) -> Mainten
     return MaintenanceReport(expired_semaphores=expired, released_jobs=released)
 
 
-def release_blocked_job(job_id: uuid.UUID | str, *, using: str | None = None) -> None:
-    """Move a blocked job to ready now, whatever its key's free slots: an
-    operator's override. The job leaves its key (its rule is cleared), so it
-    neither takes nor later gives back a slot and the limit of the jobs that do
-    hold one is unchanged. Raises JobStateError when the job is not blocked."""
+def release_blocked_jobs(
+    job_ids: Iterable[uuid.UUID | str], *, using: str | None = None, batch_size: int = 500
+) -> int:
+    """Move blocked jobs to ready now, whatever their keys' free slots: an
+    operator's override. A released job leaves its key (its rule is cleared),
+    so it neither takes nor later gives back a slot, and the count of the jobs
+    that do hold one stays right. Ids of jobs that are not blocked are skipped.
+    Returns how many were released."""
     alias = using or queue_database_alias()
-    parsed = parse_job_id(job_id)
-    if parsed is None:
-        raise JobStateError(f"{job_id!r} is not a dj_queue job id.")
+    ids = []
+    for job_id in job_ids:
+        parsed = parse_job_id(job_id)
+        if parsed is None:
+            raise JobStateError(f"{job_id!r} is not a dj_queue job id.")
+        ids.append(parsed)
     driver = get_driver(alias)
 
-    def write() -> bool:
+    def release(batch: list[uuid.UUID]) -> int:
         now = timezone.now()
-        key = Job.objects.using(alias).filter(pk=parsed).values_list("concurrency_key", flat=True)
-        found = list(key)
         with connections[alias].cursor() as cursor:
-            if found and found[0] is not None:
-                # Lock order: the key's semaphore before its blocked rows.
-                driver.lock_semaphore(cursor, found[0], now)
-            rows = driver.take_blocked_job(cursor, parsed)
+            keys = {limit.key for limit in limits_of_jobs(cursor, driver, batch).values()}
+            # Lock order: each key's semaphore before its blocked rows.
+            for key in sorted(keys, key=_lock_order):
+                driver.lock_semaphore(cursor, key, now)
+            rows = driver.take_blocked_jobs(cursor, batch)
             if not rows:
-                return False
+                return 0
             driver.insert_ready(cursor, rows, now)
-        Job.objects.using(alias).filter(pk=parsed).update(
+        Job.objects.using(alias).filter(pk__in=[row.job_id for row in rows]).update(
             concurrency_key=None,
             concurrency_limit=None,
             concurrency_duration=None,
             concurrency_on_conflict=None,
         )
-        return True
+        return len(rows)
 
-    if not in_transaction(alias, write):
-        exists = Job.objects.using(alias).filter(pk=parsed).exists()
-        state = "is not blocked" if exists else "does not exist"
-        raise JobStateError(f"Job {job_id} {state}; only blocked jobs can be released.")
+    released = 0
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        released += in_transaction(alias, lambda batch=batch: release(batch))  # type: ignore[misc]
+    return released
+
+
+def release_blocked_job(job_id: uuid.UUID | str, *, using: str | None = None) -> None:
+    """``release_blocked_jobs`` for one job; JobStateError when it is not blocked."""
+    if release_blocked_jobs([job_id], using=using):
+        return
+    alias = using or queue_database_alias()
+    exists = Job.objects.using(alias).filter(pk=str(parse_job_id(job_id))).exists()
+    state = "is not blocked" if exists else "does not exist"
+    raise JobStateError(f"Job {job_id} {state}; only blocked jobs can be released.")

@@ -21,6 +21,7 @@ class QueueFigures:
     size: int  # ready jobs
     oldest_ready_at: datetime | None
     paused: bool
+    blocked: int  # jobs waiting for a concurrency slot
 
 
 def pause_queue(alias: str, name: str) -> bool:
@@ -84,7 +85,14 @@ def queue_figures(alias: str, name: str) -> QueueFigures:
         size=figures["size"],
         oldest_ready_at=figures["oldest"],
         paused=is_paused(alias, name),
+        blocked=blocked_count(alias, name),
     )
+
+
+def blocked_count(alias: str, name: str) -> int:
+    driver = get_driver(alias)
+    blocked = BlockedExecution.objects.using(alias).filter(*driver.queue_name_filters(name))
+    return blocked.count()
 
 
 def known_queue_names(alias: str) -> list[str]:
