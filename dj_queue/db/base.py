@@ -11,54 +11,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
-from django.utils.module_loading import import_string
 
 from .semaphores import SemaphoreStatements
+from .values import ClaimRequest, Completion, JobRows, ReadyRow
+
+__all__ = ["NOTIFY_CHANNEL", "ClaimRequest", "Completion", "Driver", "ReadyRow"]
 
 # One LISTEN/NOTIFY channel for every queue: the payload names the queue. A
 # fixed name stays within PostgreSQL's 63-byte limit whatever the queue is called.
 NOTIFY_CHANNEL = "dj_queue_ready"
-
-
-@dataclass(frozen=True, slots=True)
-class ReadyRow:
-    """A row taken off the ready (or scheduled) table, in claim order."""
-
-    row_id: int
-    job_id: uuid.UUID
-    queue_name: str
-    priority: int
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A claimed job's success, to be recorded if ``process_id`` still holds it."""
-
-    job_id: uuid.UUID
-    process_id: int
-    return_value: Any
-    finished_at: datetime
-    preserve: bool  # False: delete the job instead of keeping its result
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimRequest:
-    """Up to ``limit`` ready jobs of one queue selector, for one worker."""
-
-    selector: str
-    limit: int
-    skip_locked: bool
-    process_id: int
-    worker_id: str
-    now: datetime
 
 
 class Driver(SemaphoreStatements):
@@ -102,6 +69,7 @@ class Driver(SemaphoreStatements):
         self._job_fields = Job._meta.concrete_fields
         self.job_columns = [str(field.column) for field in self._job_fields]
         self.job_column_list = ", ".join(quote(column) for column in self.job_columns)
+        self._job_rows: JobRows | None = None
 
     # -- values -----------------------------------------------------------
     def job_id_param(self, job_id: uuid.UUID) -> Any:
@@ -114,37 +82,9 @@ class Driver(SemaphoreStatements):
     def jobs_from_rows(self, alias: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Job instances from raw rows holding ``job_columns`` first, converted
         the way the ORM converts them (JSON decoded, and so on)."""
-        from ..models import Job
-
-        converters = self._row_converters()
-        names = [field.attname for field in self._job_fields]
-        width = len(names)
-        jobs = []
-        for row in rows:
-            values = list(row[:width])
-            for index, column_converters in converters:
-                expression = self._job_columns_expressions[index]
-                for convert in column_converters:
-                    values[index] = convert(values[index], expression, self.connection)
-            jobs.append(Job.from_db(alias, names, values))
-        return jobs
-
-    def _row_converters(self) -> list[tuple[int, list[Any]]]:
-        if not hasattr(self, "_converters"):
-            from ..models import Job
-
-            self._job_columns_expressions = [
-                field.get_col(Job._meta.db_table) for field in self._job_fields
-            ]
-            converters = []
-            for index, column in enumerate(self._job_columns_expressions):
-                found = self.connection.ops.get_db_converters(column) + column.get_db_converters(
-                    self.connection
-                )
-                if found:
-                    converters.append((index, found))
-            self._converters = converters
-        return self._converters
+        if self._job_rows is None:
+            self._job_rows = JobRows(self.connection, self._job_fields)
+        return self._job_rows.jobs(alias, rows)
 
     def json_param(self, value: Any) -> Any:
         return self._json_field.get_db_prep_save(value, self.connection)
@@ -455,28 +395,3 @@ class Driver(SemaphoreStatements):
 def _like_prefix(prefix: str) -> str:
     """A LIKE pattern (escape character ``!``) matching names that start with ``prefix``."""
     return prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
-
-
-_DRIVERS = {
-    "postgresql": "dj_queue.db.postgresql.PostgreSQLDriver",
-    "mysql": "dj_queue.db.mysql.MySQLDriver",
-    "sqlite": "dj_queue.db.sqlite.SQLiteDriver",
-}
-
-
-def get_driver(alias: str) -> Driver:
-    connection = connections[alias]
-    driver: Driver | None = getattr(connection, "_dj_queue_driver", None)
-    if driver is None:
-        try:
-            path = _DRIVERS[connection.vendor]
-        except KeyError:
-            raise NotImplementedError(
-                f"dj_queue does not support the {connection.vendor!r} database of alias "
-                f"{alias!r}; use PostgreSQL, MySQL 8+, MariaDB 10.6+ or SQLite."
-            ) from None
-        # Only the vendor in use is imported: psycopg need not be installed for SQLite.
-        driver_class: type[Driver] = import_string(path)
-        driver = driver_class(connection)
-        connection._dj_queue_driver = driver  # type: ignore[attr-defined]
-    return driver

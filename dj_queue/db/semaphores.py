@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.backends.utils import CursorWrapper
 
 if TYPE_CHECKING:
-    from .base import ReadyRow
+    from .values import ReadyRow
 
 
 @dataclass(frozen=True, slots=True)

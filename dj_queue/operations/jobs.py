@@ -4,36 +4,37 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
 from django.db import connections
-from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from ..concurrency import ConcurrencyLimit
-from ..db import Completion, ReadyRow, get_driver
-from ..exceptions import JobStateError
-from ..ids import parse_job_id
+from ..db import Completion, get_driver
 from ..models import (
-    BlockedExecution,
     ClaimedExecution,
     FailedExecution,
     Job,
-    ReadyExecution,
-    ScheduledExecution,
 )
 from .concurrency import (
     acquire_slots,
-    limits_of_jobs,
-    place_limited,
     release_limited_jobs,
     release_slots,
 )
-from .routing import queue_database_alias
+
+# Operator actions and pruning live in their own modules; these names stay
+# importable from here, where the README documents them.
+from .interventions import (
+    discard_failed_job,
+    discard_failed_jobs,
+    discard_waiting_jobs,
+    retry_failed_job,
+    retry_failed_jobs,
+)
+from .pruning import delete_finished_jobs, finished_jobs
 from .transactions import in_one_statement, in_transaction
 
 
@@ -277,178 +278,18 @@ def _record_failure(alias: str, job_id: uuid.UUID, error: JobError, failed_at: d
     )
 
 
-def _job_ids(job_ids: Iterable[object]) -> list[uuid.UUID]:
-    parsed = []
-    for job_id in job_ids:
-        value = parse_job_id(job_id)
-        if value is None:
-            raise JobStateError(f"{job_id!r} is not a dj_queue job id.")
-        parsed.append(value)
-    return parsed
-
-
-def _in_batches(
-    alias: str, job_ids: Iterable[object], batch_size: int, write: Callable[[list[uuid.UUID]], int]
-) -> int:
-    ids = _job_ids(job_ids)
-    done = 0
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start : start + batch_size]
-        done += in_transaction(alias, partial(write, batch))
-    return done
-
-
-def _retry_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
-    failures = FailedExecution.objects.using(alias).select_for_update().filter(job_id__in=job_ids)
-    failed_ids = list(failures.values_list("job_id", flat=True))
-    if not failed_ids:
-        return 0
-    now = timezone.now()
-    FailedExecution.objects.using(alias).filter(job_id__in=failed_ids)._raw_delete(alias)
-    jobs = Job.objects.using(alias).filter(pk__in=failed_ids)
-    jobs.update(finished_at=None)
-    rows = [
-        ReadyRow(0, job_id, queue, priority)
-        for job_id, queue, priority in jobs.values_list("pk", "queue_name", "priority")
-    ]
-    driver = get_driver(alias)
-    with connections[alias].cursor() as cursor:
-        # A limited job needs a slot again; without one it waits blocked (an
-        # operator's retry is never discarded).
-        limits = limits_of_jobs(cursor, driver, failed_ids)
-        ready = place_limited(alias, cursor, driver, rows, limits, now, discard=False)
-        driver.insert_ready(cursor, ready, now)
-    return len(failed_ids)
-
-
-def _discard_failed_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
-    failures = FailedExecution.objects.using(alias).select_for_update().filter(job_id__in=job_ids)
-    failed_ids = list(failures.values_list("job_id", flat=True))
-    FailedExecution.objects.using(alias).filter(job_id__in=failed_ids)._raw_delete(alias)
-    Job.objects.using(alias).filter(pk__in=failed_ids)._raw_delete(alias)
-    return len(failed_ids)
-
-
-def retry_failed_jobs(
-    job_ids: Iterable[uuid.UUID | str], *, using: str | None = None, batch_size: int = 500
-) -> int:
-    """Put failed jobs back in their queues as ready, their error history kept.
-    Ids of jobs that are not failed are skipped. Returns how many were retried."""
-    alias = using or queue_database_alias()
-    return _in_batches(alias, job_ids, batch_size, partial(_retry_batch, alias))
-
-
-def discard_failed_jobs(
-    job_ids: Iterable[uuid.UUID | str], *, using: str | None = None, batch_size: int = 500
-) -> int:
-    """Delete failed jobs for good. Ids of jobs that are not failed are skipped.
-    Returns how many were deleted."""
-    alias = using or queue_database_alias()
-    return _in_batches(alias, job_ids, batch_size, partial(_discard_failed_batch, alias))
-
-
-def retry_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> None:
-    """Put a failed job back in its queue as ready; its error history stays.
-
-    Raises JobStateError when the job does not exist or is not failed.
-    """
-    if not retry_failed_jobs([job_id], using=using):
-        _not_failed(job_id, using)
-
-
-def discard_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> None:
-    """Delete a failed job and its failure for good.
-
-    Raises JobStateError when the job does not exist or is not failed.
-    """
-    if not discard_failed_jobs([job_id], using=using):
-        _not_failed(job_id, using)
-
-
-def _not_failed(job_id: uuid.UUID | str, using: str | None) -> NoReturn:
-    alias = using or queue_database_alias()
-    exists = Job.objects.using(alias).filter(pk=_job_ids([job_id])[0]).exists()
-    state = "is not failed" if exists else "does not exist"
-    raise JobStateError(f"Job {job_id} {state}; only failed jobs can be retried or discarded.")
-
-
-def _discard_waiting_batch(alias: str, job_ids: list[uuid.UUID]) -> int:
-    waiting: set[uuid.UUID] = set()
-    holding: list[uuid.UUID] = []  # ready jobs hold their key's slot
-    for model in (ReadyExecution, ScheduledExecution, BlockedExecution):
-        rows = model.objects.using(alias).select_for_update().filter(job_id__in=job_ids)
-        ids = list(rows.values_list("job_id", flat=True))
-        model.objects.using(alias).filter(job_id__in=ids)._raw_delete(alias)
-        waiting.update(ids)
-        if model is ReadyExecution:
-            holding = ids
-    release_limited_jobs(alias, holding, timezone.now())
-    Job.objects.using(alias).filter(pk__in=waiting)._raw_delete(alias)
-    return len(waiting)
-
-
-def discard_waiting_jobs(
-    job_ids: Iterable[uuid.UUID | str], *, using: str | None = None, batch_size: int = 500
-) -> int:
-    """Delete jobs that are still ready, scheduled or blocked, for good (a ready
-    limited job's slot is handed on). Jobs in any other state (running, failed,
-    finished) are skipped. Returns how many were deleted."""
-    alias = using or queue_database_alias()
-    return _in_batches(alias, job_ids, batch_size, partial(_discard_waiting_batch, alias))
-
-
-def finished_jobs(
-    alias: str,
-    *,
-    finished_before: datetime,
-    task_path: str | None = None,
-    include_failed: bool = False,
-) -> QuerySet[Job]:
-    """Jobs that finished before ``finished_before``: successful ones, and failed
-    ones too with ``include_failed``; never a job that still waits or runs."""
-    jobs = Job.objects.using(alias).filter(finished_at__lt=finished_before)
-    if task_path is not None:
-        jobs = jobs.filter(task_path=task_path)
-    if not include_failed:
-        jobs = jobs.filter(~Exists(FailedExecution.objects.filter(job_id=OuterRef("pk"))))
-    return jobs
-
-
-def delete_finished_jobs(
-    alias: str,
-    *,
-    finished_before: datetime,
-    batch_size: int = 1000,
-    task_path: str | None = None,
-    include_failed: bool = False,
-) -> int:
-    """Delete ``finished_jobs(...)``, a batch per transaction, so a table of
-    millions is never locked at once. Returns how many were deleted."""
-
-    def finished() -> QuerySet[Job]:
-        return finished_jobs(
-            alias,
-            finished_before=finished_before,
-            task_path=task_path,
-            include_failed=include_failed,
-        )
-
-    def delete_batch() -> tuple[int, int]:
-        ids = list(finished().order_by("finished_at").values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return 0, 0
-        # Selected again under lock: a failed job may have been retried meanwhile.
-        doomed = list(
-            finished().filter(pk__in=ids).select_for_update().values_list("pk", flat=True)
-        )
-        if include_failed:
-            FailedExecution.objects.using(alias).filter(job_id__in=doomed)._raw_delete(alias)
-        Job.objects.using(alias).filter(pk__in=doomed)._raw_delete(alias)
-        return len(ids), len(doomed)
-
-    total = 0
-    while True:
-        selected, deleted = in_transaction(alias, delete_batch)
-        total += deleted
-        if selected < batch_size:
-            return total
+__all__ = [
+    "JobError",
+    "NewJob",
+    "complete_job",
+    "delete_finished_jobs",
+    "discard_failed_job",
+    "discard_failed_jobs",
+    "discard_waiting_jobs",
+    "enqueue_jobs",
+    "fail_claims",
+    "fail_job",
+    "finished_jobs",
+    "retry_failed_job",
+    "retry_failed_jobs",
+]
