@@ -135,7 +135,17 @@ class JobAdmin(QueueModelAdmin):
                     "queue_name",
                     "priority",
                     "backend_alias",
+                )
+            },
+        ),
+        (
+            "Concurrency limit",
+            {
+                "fields": (
                     "concurrency_key",
+                    "concurrency_limit",
+                    "concurrency_duration",
+                    "concurrency_on_conflict",
                 )
             },
         ),
