@@ -115,6 +115,7 @@ def enqueue_jobs(backend: DjQueueBackend) -> list[TaskResult]:
     from shop.tasks import (
         add,
         charge_card,
+        export_customer,
         render_report,
         resize_image,
         send_welcome_email,
@@ -145,9 +146,14 @@ def enqueue_jobs(backend: DjQueueBackend) -> list[TaskResult]:
     batch = [(resize_image, [image_id, 320], {}) for image_id in range(100, 110)]
     results += backend.enqueue_all(batch)
 
+    # Limited to one at a time per customer: these three run one after another.
+    exports = [export_customer.enqueue(7, part) for part in ("orders", "invoices", "reviews")]
+    results += exports
+
     say(
         f"enqueued {len(results)} jobs: {immediate} immediate, 2 scheduled "
-        f"{SCHEDULE_AHEAD.total_seconds():g}s ahead, {len(batch)} in one enqueue_all batch"
+        f"{SCHEDULE_AHEAD.total_seconds():g}s ahead, {len(batch)} in one enqueue_all batch, "
+        f"{len(exports)} exports of one customer limited to one at a time"
     )
     return results
 

@@ -47,3 +47,15 @@ def charge_card(order_id: int) -> str:
 def sync_inventory(context: TaskContext, sku: str) -> dict[str, object]:
     # The attempt number comes from the job's record, counted by the worker.
     return {"sku": sku, "attempt": context.attempt}
+
+
+@task
+def export_customer(customer_id: int, part: str) -> str:
+    time.sleep(0.4)
+    return f"customer {customer_id}: {part} exported"
+
+
+# One export per customer at a time, whatever the number of workers: the others
+# wait (blocked) and run in turn as each one finishes.
+export_customer.func.concurrency_key = "customer:{customer_id}"
+export_customer.func.concurrency_limit = 1
