@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -127,3 +128,76 @@ def test_concurrent_promoters_promote_every_job_exactly_once():
     assert ReadyExecution.objects.count() == JOBS
     assert ReadyExecution.objects.values("job_id").distinct().count() == JOBS
     assert assert_invariants() == {"ready": JOBS}
+
+
+def holders_by_key() -> dict[str, int]:
+    """Jobs holding a slot (ready or claimed) per concurrency key, in one statement."""
+    from django.db.models import Count, Exists, OuterRef
+
+    holding = Exists(ReadyExecution.objects.filter(job_id=OuterRef("pk"))) | Exists(
+        ClaimedExecution.objects.filter(job_id=OuterRef("pk"))
+    )
+    rows = (
+        Job.objects.filter(holding, concurrency_key__isnull=False)
+        .values("concurrency_key")
+        .annotate(count=Count("pk"))
+    )
+    return {row["concurrency_key"]: row["count"] for row in rows}
+
+
+def innodb_deadlocks() -> int | None:
+    if connections["default"].vendor != "mysql":
+        return None
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT `COUNT` FROM information_schema.INNODB_METRICS WHERE NAME = 'lock_deadlocks'"
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def test_enqueuers_and_finishers_racing_on_few_keys_never_exceed_the_limit():
+    """Six threads each enqueue a limited job and finish one, over two keys of
+    limit 2: the holders of a key never exceed 2, no blocked job is left behind
+    with its key free, and on MariaDB no deadlock happens at all."""
+    from dj_queue.concurrency import ConcurrencyLimit
+    from dj_queue.models import BlockedExecution, Semaphore
+    from dj_queue.operations.jobs import complete_job
+    from tests.taskapp.tasks import paired
+
+    rounds, threads = 40, 6
+    deadlocks_before = innodb_deadlocks()
+    peaks: list[dict[str, int]] = []
+
+    def finish_one(process_id: int) -> bool:
+        jobs = claim_jobs(
+            "default", process_id=process_id, worker_id="racer", selectors=["*"], limit=1
+        )
+        for job in jobs:
+            limit = ConcurrencyLimit.of_job(job)
+            assert complete_job("default", job.id, process_id, None, preserve=True, limit=limit)
+        return bool(jobs)
+
+    def racer(index: int) -> None:
+        process = register_process(
+            "default", kind="worker", name=f"racer-{index}", backend_alias="default"
+        )
+        for n in range(rounds):
+            paired.enqueue("ab"[n % 2], n)
+            finish_one(process.id)
+            peaks.append(holders_by_key())
+        deadline = time.monotonic() + 60  # a job stuck blocked fails the test, not hangs it
+        while finish_one(process.id) or BlockedExecution.objects.exists():
+            assert time.monotonic() < deadline, "blocked jobs were never released"
+            peaks.append(holders_by_key())
+
+    run_threads(threads, racer)
+
+    worst = max((count for peak in peaks for count in peak.values()), default=0)
+    assert 1 <= worst <= 2, peaks
+    assert not BlockedExecution.objects.exists()
+    assert holders_by_key() == {}
+    assert set(Semaphore.objects.values_list("key", "value")) == {("pair:a", 2), ("pair:b", 2)}
+    assert assert_invariants() == {"finished": rounds * threads}
+    if deadlocks_before is not None:
+        assert innodb_deadlocks() == deadlocks_before, "MariaDB reported deadlocks"
