@@ -374,3 +374,28 @@ def test_bad_function_attributes_fail_at_enqueue_and_in_the_system_check(monkeyp
 def test_defaults_of_the_signature_fill_the_key():
     result = with_default_action.enqueue(5)
     assert Job.objects.get(pk=result.id).concurrency_key == "acct:5:sync"
+
+
+def test_a_busy_thread_hands_its_slot_on_and_claims_the_unblocked_job_in_one_go(
+    worker_process,
+):
+    from dj_queue.operations.claims import Claimant, complete_and_claim_next
+
+    sync_account.enqueue(90)
+    waiting = sync_account.enqueue(90)
+    job = claim_one(worker_process)
+    claimant = Claimant(process_id=worker_process.id, worker_id="w", selectors=("*",))
+
+    completed, next_job = complete_and_claim_next(
+        "default",
+        claimant,
+        job_id=job.id,
+        return_value=None,
+        preserve=True,
+        limit=ConcurrencyLimit.of_job(job),
+    )
+
+    assert completed and str(next_job.id) == waiting.id
+    assert state_of(waiting.id) == "claimed"
+    assert free_slots("account:90") == 0
+    assert_invariants()

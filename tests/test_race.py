@@ -159,7 +159,8 @@ def innodb_deadlocks() -> int | None:
 def test_enqueuers_and_finishers_racing_on_few_keys_never_exceed_the_limit():
     """Six threads each enqueue a limited job and finish one, over two keys of
     limit 2: the holders of a key never exceed 2, no blocked job is left behind
-    with its key free, and on MariaDB no deadlock happens at all."""
+    with its key free, and on MariaDB no deadlock happens at all. Threads share
+    worker processes three by three, as a worker's threads do."""
     from dj_queue.concurrency import ConcurrencyLimit
     from dj_queue.models import BlockedExecution, Semaphore
     from dj_queue.operations.jobs import complete_job
@@ -178,10 +179,13 @@ def test_enqueuers_and_finishers_racing_on_few_keys_never_exceed_the_limit():
             assert complete_job("default", job.id, process_id, None, preserve=True, limit=limit)
         return bool(jobs)
 
+    processes = [
+        register_process("default", kind="worker", name=f"racer-{index}", backend_alias="default")
+        for index in range(2)
+    ]
+
     def racer(index: int) -> None:
-        process = register_process(
-            "default", kind="worker", name=f"racer-{index}", backend_alias="default"
-        )
+        process = processes[index % 2]
         for n in range(rounds):
             paired.enqueue("ab"[n % 2], n)
             finish_one(process.id)

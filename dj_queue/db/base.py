@@ -329,16 +329,25 @@ class Driver(SemaphoreStatements):
         )
         return list(cursor.fetchall()) if returning else None
 
+    def claim_held_by(self) -> str:
+        """WHERE clause (job id, process id parameters) of one claim row held by
+        one process: the row is found through the unique job id index."""
+        return f"{self.q('job_id')} = %s AND {self.q('process_id')} = %s"
+
+    def release_claim(self, cursor: CursorWrapper, job_id: uuid.UUID, process_id: int) -> bool:
+        """Delete the claim if ``process_id`` still holds it; whether it did."""
+        cursor.execute(
+            f"DELETE FROM {self.claimed_table} WHERE {self.claim_held_by()}",
+            [self.job_id_param(job_id), process_id],
+        )
+        return bool(cursor.rowcount)
+
     def complete(self, cursor: CursorWrapper, completion: Completion) -> bool:
         """Release the claim and record the outcome, inside a transaction; False
         (and nothing written) when the process no longer holds the claim."""
         q = self.q
         job = self.job_id_param(completion.job_id)
-        cursor.execute(
-            f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} = %s AND {q('process_id')} = %s",
-            [job, completion.process_id],
-        )
-        if not cursor.rowcount:
+        if not self.release_claim(cursor, completion.job_id, completion.process_id):
             return False
         if completion.preserve:
             cursor.execute(

@@ -94,7 +94,7 @@ class PostgreSQLDriver(Driver):
         q = self.q
         ctes = (
             f"released AS ("
-            f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} = %s AND {q('process_id')} = %s "
+            f"DELETE FROM {self.claimed_table} WHERE {self.claim_held_by()} "
             f"RETURNING {q('job_id')})"
         )
         params: list[Any] = [self.job_id_param(completion.job_id), completion.process_id]

@@ -12,8 +12,10 @@ from django.db import connections
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from ..concurrency import ConcurrencyLimit
 from ..db import ClaimRequest, Completion, Driver, ReadyRow, get_driver
 from ..models import Job
+from .concurrency import release_slots
 from .transactions import in_one_statement, in_transaction
 
 
@@ -71,15 +73,18 @@ def complete_and_claim_next(
     job_id: uuid.UUID,
     return_value: Any,
     preserve: bool,
+    limit: ConcurrencyLimit | None = None,
 ) -> tuple[bool, Job | None]:
     """Record a claimed job's success and claim the claimant's next job in the
     same transaction (one statement on PostgreSQL): a busy worker thread pays
-    one commit per job instead of two. Returns whether the completion was
-    recorded (False: the claim had been taken back) and the next job, if any."""
+    one commit per job instead of two. A limited job (``limit``) also hands its
+    slot on in that transaction, before the claim, so the job it unblocks can
+    be the one claimed. Returns whether the completion was recorded (False: the
+    claim had been taken back) and the next job, if any."""
     driver = get_driver(alias)
     now = timezone.now()
     completion = Completion(job_id, claimant.process_id, return_value, now, preserve)
-    if driver.single_statement_transitions:
+    if driver.single_statement_transitions and limit is None:
         first, rest = claimant.selectors[0], claimant.selectors[1:]
         sql, params = driver.complete_and_claim_statement(
             completion,
@@ -106,6 +111,8 @@ def complete_and_claim_next(
     def write() -> tuple[bool, Job | None]:
         with connections[alias].cursor() as cursor:
             completed = driver.complete(cursor, completion)
+            if completed and limit is not None:
+                release_slots(cursor, driver, [limit], now)
             jobs = _claim_within(
                 alias,
                 driver,

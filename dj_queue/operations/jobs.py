@@ -251,12 +251,8 @@ def fail_claims(alias: str, claims: Iterable[ClaimedExecution], error: JobError)
 
 
 def _release_claim(alias: str, job_id: uuid.UUID, process_id: int) -> bool:
-    deleted = (
-        ClaimedExecution.objects.using(alias)
-        .filter(job_id=job_id, process_id=process_id)
-        ._raw_delete(alias)
-    )
-    return bool(deleted)
+    with connections[alias].cursor() as cursor:
+        return get_driver(alias).release_claim(cursor, job_id, process_id)
 
 
 def _record_failure(alias: str, job_id: uuid.UUID, error: JobError, failed_at: datetime) -> None:

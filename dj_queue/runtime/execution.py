@@ -77,9 +77,7 @@ def execute_job(job: Job, context: ExecutionContext) -> Job | None:
 def _complete(context: ExecutionContext, job: Job, return_value: Any) -> Job | None:
     preserve = context.preserve_finished_jobs
     limit = ConcurrencyLimit.of_job(job)
-    # A limited job's completion also hands its slot on, in a transaction of
-    # its own; the thread claims its next job the usual way.
-    if context.claimant is not None and limit is None and context.claim_next():
+    if context.claimant is not None and context.claim_next():
         claimant = context.claimant
         outcome = _record(
             context,
@@ -89,6 +87,7 @@ def _complete(context: ExecutionContext, job: Job, return_value: Any) -> Job | N
                 job_id=job.id,
                 return_value=return_value,
                 preserve=preserve,
+                limit=limit,
             ),
         )
         completed, next_job = outcome if outcome is not None else (True, None)
