@@ -15,12 +15,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from django.db import connections
 from django.utils import timezone
 
-from ..concurrency import DEFAULT_DURATION, ConcurrencyLimit
+from ..concurrency import DEFAULT_DURATION, DEFAULT_LIMIT, ConcurrencyLimit, OnConflict
 from ..db import Driver, ReadyRow, get_driver
 from ..db.semaphores import BlockedRow
 from ..exceptions import JobStateError
@@ -41,9 +42,8 @@ class _Slots:
     """One key's semaphore while a transaction holds its lock."""
 
     key: str
-    row_id: int | None  # None: no row yet (every slot is free)
+    row_id: int
     free: int
-    expired: bool
     taken: bool = False  # a slot was taken in this transaction
     duration: float = DEFAULT_DURATION
     changed: bool = False
@@ -57,13 +57,13 @@ def _lock(cursor: Any, driver: Driver, key: str, limit: int, now: datetime) -> _
         driver.create_semaphore(cursor, key, limit, now, now)
         locked = driver.lock_semaphore(cursor, key, now)
         assert locked is not None, f"semaphore {key!r} vanished while locked"
-    return _Slots(key, locked.row_id, locked.value, locked.expired)
+    return _Slots(key, locked.row_id, locked.value)
 
 
 def _save(cursor: Any, driver: Driver, slots: _Slots, now: datetime) -> None:
     """Write the key's free slots back. Taking a slot pushes the expiry to
     ``now + duration``: the row expires a duration after its latest taker."""
-    if not slots.changed or slots.row_id is None:
+    if not slots.changed:
         return
     if slots.taken:
         expires_at = now + timedelta(seconds=slots.duration)
@@ -88,9 +88,8 @@ def acquire_slots(
         slots = held[limit.key]
         if slots.free > 0:
             slots.free -= 1
-            slots.duration = (
-                limit.duration if not slots.taken else max(slots.duration, limit.duration)
-            )
+            # The longest duration among this transaction's takers wins.
+            slots.duration = max(slots.duration, limit.duration) if slots.taken else limit.duration
             slots.taken = slots.changed = True
             granted[job_id] = True
         else:
@@ -116,14 +115,17 @@ def release_slots(
         duration = max(rule.duration for rule in rules)
         locked = driver.lock_semaphore(cursor, key, now)
         if locked is None:
-            # Expired and deleted by maintenance: every slot counts as free
-            # already. Blocked jobs can only be left if maintenance saw none.
+            # Maintenance deleted the row as expired: every slot counts as free
+            # already and there is nothing to give back. Should jobs be blocked
+            # on the key anyway, a new row (all slots free) hands them on.
             if not driver.blocked_limit(cursor, key):
                 continue
             slots = _lock(cursor, driver, key, most, now)
         else:
+            # Never more free slots than the limit: the row may have expired
+            # and started afresh while this holder still ran.
             free = min(locked.value + len(rules), most)
-            slots = _Slots(key, locked.row_id, free, locked.expired)
+            slots = _Slots(key, locked.row_id, free)
         slots.changed = True
         slots.duration = duration
         moved += _hand_on(cursor, driver, slots, now)
@@ -147,11 +149,15 @@ def limits_of_jobs(
     cursor: Any, driver: Driver, job_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, ConcurrencyLimit]:
     """The stored rule of each limited job among ``job_ids``."""
+    rules = driver.job_limits(cursor, job_ids)
     return {
-        job_id: ConcurrencyLimit(key, limit or 1, duration or DEFAULT_DURATION, on_conflict)  # type: ignore[arg-type]
-        for job_id, (key, limit, duration, on_conflict) in driver.job_limits(
-            cursor, job_ids
-        ).items()
+        job_id: ConcurrencyLimit(
+            key,
+            limit or DEFAULT_LIMIT,
+            duration or DEFAULT_DURATION,
+            cast(OnConflict, on_conflict or "block"),
+        )
+        for job_id, (key, limit, duration, on_conflict) in rules.items()
     }
 
 
@@ -242,7 +248,7 @@ def run_concurrency_maintenance(alias: str, *, batch_size: int = 500) -> Mainten
                 driver.delete_semaphore(cursor, locked.row_id)
                 return 1, 0
             limit, duration = rule
-            slots = _Slots(key, locked.row_id, limit, True, duration=duration or DEFAULT_DURATION)
+            slots = _Slots(key, locked.row_id, limit, duration=duration or DEFAULT_DURATION)
             slots.changed = True
             moved = _hand_on(cursor, driver, slots, now)
             _save(cursor, driver, slots, now)
@@ -265,11 +271,11 @@ def run_concurrency_maintenance(alias: str, *, batch_size: int = 500) -> Mainten
 
     expired = released = 0
     for key in keys(driver.expired_semaphore_keys):
-        found, moved = in_transaction(alias, lambda key=key: expire(key))  # type: ignore[misc]
+        found, moved = in_transaction(alias, partial(expire, key))
         expired += found
         released += moved
     for key in keys(driver.expired_blocked_keys):
-        released += in_transaction(alias, lambda key=key: recheck(key))  # type: ignore[misc]
+        released += in_transaction(alias, partial(recheck, key))
     return MaintenanceReport(expired_semaphores=expired, released_jobs=released)
 
 
@@ -312,7 +318,7 @@ def release_blocked_jobs(
     released = 0
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
-        released += in_transaction(alias, lambda batch=batch: release(batch))  # type: ignore[misc]
+        released += in_transaction(alias, partial(release, batch))
     return released
 
 
