@@ -420,7 +420,8 @@ def table(results: dict[str, Any]) -> str:
         f"[r] {ROUNDS} rounds of N/{ROUNDS} calls, the eight cases taking turns (order reversed",
         "    every other round); the claim before a completion is not timed",
         "[w] complete_and_claim_next: one transaction (unlimited on PostgreSQL: one statement);",
-        "    limited, the slot is handed on in the same transaction",
+        "    limited: the slot handed on first, in that transaction (PostgreSQL: in a",
+        "    transaction of its own, then the claim's one statement)",
         f"[d] {limited['command']} (1 worker process x 4 threads), N jobs pre-enqueued",
         f"[o] a sweep over the ledger each job appends to, and over the job rows; limit "
         f"{limited['limit']}",
