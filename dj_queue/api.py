@@ -1,7 +1,9 @@
-"""The public API beyond Django's own task API: queue control and transactional enqueueing."""
+"""The public API beyond Django's own task API: queue control, transactional
+enqueueing and dynamic recurring tasks."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,10 +11,19 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.tasks import Task, task_backends
 from django.utils import timezone
 
+from .backend import DjQueueBackend
+from .exceptions import ConfigurationError
 from .operations import queues as queue_operations
+from .operations import recurring as recurring_operations
 from .payload import normalize_arguments
+from .recurring import validate_definition
 
-__all__ = ["QueueInfo", "enqueue_on_commit"]
+__all__ = [
+    "QueueInfo",
+    "enqueue_on_commit",
+    "schedule_recurring_task",
+    "unschedule_recurring_task",
+]
 
 
 def _database_alias(backend_alias: str) -> str:
@@ -115,3 +126,60 @@ def _callers_alias() -> str:
         if connections[alias].in_atomic_block:
             return alias
     return DEFAULT_DB_ALIAS
+
+
+def _dynamic_backend(backend_alias: str) -> DjQueueBackend:
+    backend = task_backends[backend_alias]
+    if not isinstance(backend, DjQueueBackend):
+        raise TypeError(
+            f"Task backend {backend_alias!r} is not a dj_queue backend; recurring tasks need "
+            "TASKS[alias]['BACKEND'] = 'dj_queue.backend.DjQueueBackend'."
+        )
+    if not backend.config.scheduler.dynamic_tasks_enabled:
+        raise ConfigurationError(
+            f"Dynamic recurring tasks are off for backend {backend_alias!r}: set "
+            f"TASKS[{backend_alias!r}]['OPTIONS']['scheduler']['dynamic_tasks_enabled'] = True "
+            "(or scheduler.dynamic_tasks_enabled: true in the YAML file)."
+        )
+    return backend
+
+
+def schedule_recurring_task(
+    key: str,
+    task_path: str | Task,
+    schedule: str,
+    *,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    queue_name: str | None = None,
+    priority: int | None = None,
+    description: str = "",
+    backend: str = "default",
+) -> bool:
+    """Create or update the dynamic recurring task ``key``; True if created.
+
+    Validated like a static task (schedule, task path, arguments, queue and
+    priority), nothing written on error. A running scheduler picks the change
+    up within its polling interval. Needs ``scheduler.dynamic_tasks_enabled``;
+    a static key cannot be changed here."""
+    queue_backend = _dynamic_backend(backend)
+    path = task_path.module_path if isinstance(task_path, Task) else task_path
+    definition = validate_definition(
+        queue_backend,
+        key,
+        path,
+        schedule,
+        args=args,
+        kwargs=kwargs,
+        queue_name=queue_name,
+        priority=priority,
+        description=description,
+    )
+    return recurring_operations.save_dynamic_task(queue_backend.database_alias, definition)
+
+
+def unschedule_recurring_task(key: str, *, backend: str = "default") -> bool:
+    """Remove the dynamic recurring task ``key``; False if there was none.
+    Needs ``scheduler.dynamic_tasks_enabled``; a static key cannot be removed here."""
+    queue_backend = _dynamic_backend(backend)
+    return recurring_operations.delete_dynamic_task(queue_backend.database_alias, key)

@@ -9,7 +9,7 @@ from django.core.checks import Error
 from django.tasks.exceptions import InvalidTask
 
 from .concurrency import policy_for
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, InvalidRecurringTask
 from .tasks_registry import known_tasks
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ def check_backend(backend: DjQueueBackend) -> list[Any]:
         config = backend.config
     except ConfigurationError as exc:
         return [Error(str(exc), hint="Fix the option named above.", id="dj_queue.E001")]
-    errors = _check_task_options(backend)
+    errors = _check_task_options(backend) + _check_recurring(backend)
     if config.database_alias not in settings.DATABASES:
         errors.append(
             Error(
@@ -32,6 +32,16 @@ def check_backend(backend: DjQueueBackend) -> list[Any]:
             )
         )
     return errors
+
+
+def _check_recurring(backend: DjQueueBackend) -> list[Any]:
+    from .recurring import static_definitions
+
+    try:
+        static_definitions(backend, backend.config.recurring)
+    except InvalidRecurringTask as exc:
+        return [Error(str(exc), hint="Fix the recurring task named above.", id="dj_queue.E004")]
+    return []
 
 
 def _check_task_options(backend: DjQueueBackend) -> list[Any]:

@@ -11,7 +11,9 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .cron import check_schedule
 from .exceptions import ConfigurationError
 
 Mode = Literal["fork", "async"]
@@ -38,6 +40,8 @@ class DispatcherConfig:
 class SchedulerConfig:
     dynamic_tasks_enabled: bool = False
     polling_interval: float = 5.0
+    # The IANA zone cron schedules are read in; None: settings.TIME_ZONE.
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +216,29 @@ def _dispatcher(value: Any, where: str) -> DispatcherConfig:
 
 
 def _scheduler(value: Any, where: str) -> SchedulerConfig:
-    parsers = {"dynamic_tasks_enabled": _bool, "polling_interval": _seconds}
+    parsers = {
+        "dynamic_tasks_enabled": _bool,
+        "polling_interval": _seconds,
+        "time_zone": _time_zone,
+    }
     return _read(SchedulerConfig, value, where, parsers)
+
+
+def _time_zone(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    name = _name(value, where)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"{where}: {name!r} is not an IANA time zone (such as 'UTC' or 'Europe/Paris')."
+        ) from None
+    return name
+
+
+def _cron(value: Any, where: str) -> str:
+    return check_schedule(value, where)
 
 
 def _priority(value: Any, where: str) -> int | None:
@@ -240,7 +265,7 @@ def _recurring(value: Any, where: str) -> tuple[RecurringTaskConfig, ...]:
             RecurringTaskConfig(
                 key=key,
                 task_path=reader.get("task_path", None, _name) or _missing(item, "task_path"),
-                schedule=reader.get("schedule", None, _name) or _missing(item, "schedule"),
+                schedule=reader.get("schedule", None, _cron) or _missing(item, "schedule"),
                 args=args,
                 kwargs=kwargs,
                 queue_name=reader.get("queue_name", None, _optional_name),

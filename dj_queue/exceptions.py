@@ -16,6 +16,10 @@ class ConfigurationError(ImproperlyConfigured):
     """A setting, option, environment variable or CLI flag is invalid."""
 
 
+class InvalidRecurringTask(ConfigurationError):
+    """A recurring task's definition (key, schedule, task, arguments) is invalid."""
+
+
 class InvalidPayload(TypeError):
     """Task arguments or a return value do not survive a JSON round trip."""
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 from django.tasks import task_backends
 
@@ -144,3 +146,12 @@ def finished(result) -> bool:
 def options_env(**options) -> dict[str, str]:
     """Environment that makes a test runtime merge ``options`` over its OPTIONS."""
     return {"DJ_QUEUE_TEST_OPTIONS": json.dumps(options)}
+
+
+def tasks_setting(*, options: dict | None = None, **params) -> dict:
+    """TASKS as the suite configures it, with the default backend changed."""
+    tasks = copy.deepcopy(settings.TASKS)
+    tasks["default"].update(params)
+    if options is not None:
+        tasks["default"]["OPTIONS"] = {**tasks["default"]["OPTIONS"], **options}
+    return tasks

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.db import connection
 from django.dispatch import Signal
 from django.tasks import Task, TaskResult, TaskResultStatus, task_backends
@@ -34,6 +33,7 @@ from dj_queue.operations.claims import claim_jobs
 from dj_queue.operations.jobs import retry_failed_job
 from dj_queue.operations.processes import deregister_process, register_process
 from dj_queue.runtime.execution import ExecutionContext, execute_job
+from tests.conftest import tasks_setting
 from tests.invariants import assert_invariants, state_of
 from tests.taskapp.tasks import (
     add,
@@ -50,15 +50,6 @@ BACKEND_PATH = "dj_queue.backend.DjQueueBackend"
 
 
 # -- helpers ---------------------------------------------------------------
-
-
-def tasks_setting(*, options: dict | None = None, **params) -> dict:
-    """TASKS as the suite configures it, with the default backend changed."""
-    tasks = copy.deepcopy(settings.TASKS)
-    tasks["default"].update(params)
-    if options is not None:
-        tasks["default"]["OPTIONS"] = {**tasks["default"]["OPTIONS"], **options}
-    return tasks
 
 
 def claim(process, limit: int = 10) -> list[Job]:

@@ -15,6 +15,9 @@ class RecurringTask(models.Model):
     priority = models.SmallIntegerField(null=True, blank=True)
     description = models.TextField(blank=True)
     static = models.BooleanField(default=True)
+    # The scheduled time of the latest slot fired: no slot up to it fires again,
+    # even once its execution row has been cleaned up.
+    last_run_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -40,3 +43,5 @@ class RecurringExecution(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task_key", "run_at"], name="dj_queue_recurring_slot")
         ]
+        # Pruning deletes slot rows by the jobs it deletes.
+        indexes = [models.Index(fields=["job_id"], name="dj_queue_recurring_job")]

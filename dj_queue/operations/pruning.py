@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from ..models import FailedExecution, Job
+from ..models import FailedExecution, Job, RecurringExecution
 from .transactions import in_transaction
 
 
@@ -56,6 +56,9 @@ def delete_finished_jobs(
         )
         if include_failed:
             FailedExecution.objects.using(alias).filter(job_id__in=doomed)._raw_delete(alias)
+        # A recurring task's slot rows go with the jobs they produced; the
+        # task's last_run_at keeps those slots from firing again.
+        RecurringExecution.objects.using(alias).filter(job_id__in=doomed)._raw_delete(alias)
         Job.objects.using(alias).filter(pk__in=doomed)._raw_delete(alias)
         return len(ids), len(doomed)
 

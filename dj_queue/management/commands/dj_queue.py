@@ -12,7 +12,8 @@ from django.db import connections
 from dj_queue import __version__
 from dj_queue.config import MODES
 from dj_queue.config_loading import CommandLine, load_config, skip_recurring
-from dj_queue.exceptions import ConfigurationError
+from dj_queue.exceptions import ConfigurationError, InvalidRecurringTask
+from dj_queue.recurring import static_definitions
 from dj_queue.runtime.supervisor import Supervisor, Topology, build_supervisor
 
 from ._base import BackendCommand
@@ -65,6 +66,12 @@ class Command(BackendCommand):
                 "YAML file) is not in DATABASES."
             )
 
+        if topology.scheduler:
+            # A recurring task that cannot run refuses the start, not the first firing.
+            try:
+                static_definitions(backend, config.recurring)
+            except InvalidRecurringTask as exc:
+                raise CommandError(str(exc)) from exc
         supervisor = build_supervisor(backend_alias=alias, config=config, topology=topology)
         self.stdout.write(self._banner(alias, supervisor))
         self.stdout.flush()
