@@ -21,6 +21,11 @@ from dj_queue.operations.processes import register_process
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Tests marked slow (they wait on wall-clock minutes) run in CI (CI=true) or
+# with DJ_QUEUE_SLOW_TESTS=1, and are skipped in a developer's default run.
+RUN_SLOW = os.environ.get("CI") == "true" or os.environ.get("DJ_QUEUE_SLOW_TESTS") == "1"
+
+
 def pytest_collection_modifyitems(items):
     # A runtime subprocess checks its models against every database they may be
     # routed to, so both test databases must exist whenever one is started.
@@ -28,6 +33,8 @@ def pytest_collection_modifyitems(items):
         if {"start_runtime", "runtime_env"} & set(getattr(item, "fixturenames", ())):
             marker = pytest.mark.django_db(transaction=True, databases=["default", "queue"])
             item.add_marker(marker, append=False)
+        if "slow" in item.keywords and not RUN_SLOW:
+            item.add_marker(pytest.mark.skip(reason="slow: set DJ_QUEUE_SLOW_TESTS=1 to run"))
 
 
 @pytest.fixture

@@ -95,7 +95,11 @@ TASKS = {
     "separate": {
         "BACKEND": "dj_queue.backend.DjQueueBackend",
         "QUEUES": [],
-        "OPTIONS": {**OPTIONS, "database_alias": "queue"},
+        # Recurring tasks name tasks of the default backend: they stay there.
+        "OPTIONS": {
+            **{name: value for name, value in OPTIONS.items() if name != "recurring"},
+            "database_alias": "queue",
+        },
     },
 }
 

@@ -64,7 +64,10 @@ def sync_static_tasks(alias: str, definitions: Sequence[RecurringDefinition]) ->
         removed = stale._raw_delete(alias)
         return SyncReport(added, changed, removed)
 
-    return in_transaction(alias, write)
+    try:
+        return in_transaction(alias, write)
+    except IntegrityError:  # another scheduler added the same row first: compare again
+        return in_transaction(alias, write)
 
 
 def save_dynamic_task(alias: str, definition: RecurringDefinition) -> bool:
