@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from django.test import override_settings
@@ -42,7 +43,7 @@ def test_a_static_task_fires_at_each_scheduled_second(start_runtime):
     slots = wait_until(lambda: len(fired("tick")) >= 3 and fired("tick"), message=runtime.log())
 
     times = [slot.run_at for slot in slots]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in pairwise(times)]
     assert all(gap >= timedelta(seconds=1) and gap.microseconds == 0 for gap in gaps), gaps
     assert all(slot.run_at.microsecond == 0 for slot in slots)
     jobs = Job.objects.filter(pk__in=[slot.job_id for slot in slots])
