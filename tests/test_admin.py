@@ -24,6 +24,7 @@ from dj_queue.models import (
     Job,
     Pause,
     Process,
+    RecurringTask,
     Semaphore,
 )
 from dj_queue.operations.claims import claim_jobs
@@ -705,3 +706,33 @@ def test_module_imports_without_the_admin_installed(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_recurring_tasks_list_shows_kind_next_run_and_the_last_job(superuser):
+    from dj_queue.operations.recurring import fire, sync_static_tasks
+    from dj_queue.recurring import RecurringDefinition
+
+    sync_static_tasks(
+        "default",
+        [
+            RecurringDefinition(
+                key="nightly",
+                task_path="tests.taskapp.tasks.add",
+                schedule="0 3 * * *",
+                args=[1, 2],
+            )
+        ],
+    )
+    slot = timezone.now().replace(microsecond=0)
+    job_id = fire("default", "default", "nightly", slot)
+
+    response = superuser.get(reverse("admin:dj_queue_recurringtask_changelist"))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "nightly" in page and "static" in page and "0 3 * * *" in page
+    assert reverse("admin:dj_queue_job_change", args=[job_id]) in page
+    row = RecurringTask.objects.get(key="nightly")
+    detail = superuser.get(reverse("admin:dj_queue_recurringtask_change", args=[row.pk]))
+    assert detail.status_code == 200
+    assert "next run" in detail.content.decode().lower()
