@@ -170,3 +170,16 @@ def test_skip_recurring_flag_wins():
 def test_bad_skip_recurring_value_names_the_variable():
     with pytest.raises(ConfigurationError, match="DJ_QUEUE_SKIP_RECURRING='maybe'"):
         skip_recurring(environ={"DJ_QUEUE_SKIP_RECURRING": "maybe"})
+
+
+def test_a_bad_cron_expression_in_yaml_names_the_file_line_key_and_field(yaml_file):
+    path = yaml_file(
+        "recurring:\n  nightly:\n"
+        "    task_path: tests.taskapp.tasks.add\n    schedule: '0 25 * * *'\n"
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        load_config("default", {}, environ={"DJ_QUEUE_CONFIG": path})
+    message = str(raised.value)
+    assert message.startswith(f"{path}, line ")
+    assert "['recurring']['nightly']['schedule']" in message
+    assert "not a cron expression" in message

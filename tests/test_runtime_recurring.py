@@ -4,6 +4,8 @@ minute boundary, except the one slow test that does."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -17,7 +19,7 @@ from dj_queue.api import schedule_recurring_task, unschedule_recurring_task
 from dj_queue.models import Job, Process, RecurringExecution, RecurringTask
 from dj_queue.operations.recurring import sync_static_tasks
 from dj_queue.recurring import RecurringDefinition
-from tests.conftest import options_env, tasks_setting, wait_until
+from tests.conftest import ROOT, options_env, tasks_setting, wait_until
 from tests.invariants import assert_invariants
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,11 +79,13 @@ def test_dynamic_tasks_take_effect_without_a_restart(start_runtime, dynamic_api)
     print(f"dynamic task first fired {took:.2f}s after schedule_recurring_task")
     assert took < 5, "picked up within the polling interval (and the next slot)"
 
-    schedule_recurring_task("dyn", ADD, EVERY_SECOND, args=[3, 3])
-    wait_until(
-        lambda: any(job.args == [3, 3] for job in Job.objects.filter(task_path=ADD)),
+    schedule_recurring_task("dyn", ADD, "* * * * * */2", args=[3, 3])
+    changed = wait_until(
+        lambda: [job for job in Job.objects.filter(task_path=ADD) if job.args == [3, 3]],
         message=runtime.log(),
     )
+    slot = RecurringExecution.objects.get(job_id=changed[0].pk)
+    assert slot.run_at.second % 2 == 0, "the new schedule fired, not the old"
 
     assert unschedule_recurring_task("dyn")
     time.sleep(1.5)  # a round that read the task just before it went may still fire
@@ -183,3 +187,21 @@ def test_a_real_every_minute_cron_fires_on_the_minute(start_runtime):
     job = Job.objects.get(pk=slots[0].job_id)
     assert abs((job.enqueued_at - slots[0].run_at).total_seconds()) < 2
     assert runtime.stop() == 0
+
+
+def test_a_recurring_task_that_cannot_run_refuses_the_start(runtime_env, tmp_path):
+    config = tmp_path / "queue.yml"
+    config.write_text(
+        "recurring:\n  broken:\n    task_path: tests.taskapp.tasks.nope\n    schedule: '@hourly'\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-m", "django", "dj_queue", "--config", str(config)],
+        cwd=ROOT,
+        env=runtime_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert "'broken': task_path" in finished.stderr
+    assert not Process.objects.exists()

@@ -60,8 +60,9 @@ class Scheduler(Actor):
         self._static_tasks = static_tasks
         self._synced = False
         self._zone: tzinfo = time_zone(config.scheduler.time_zone)
-        # (key, slot) pairs whose firing failed, reported once rather than every round.
-        self._failed: set[tuple[str, datetime]] = set()
+        # The slot of each key whose firing failed, reported once rather than
+        # every round (slots only move forward, so one per key is enough).
+        self._failed: dict[str, datetime] = {}
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -121,7 +122,7 @@ class Scheduler(Actor):
                 self._report(task.key, now, exc)
                 continue
             soonest = upcoming if soonest is None else min(soonest, upcoming)
-            if slot is None or (task.key, slot) in self._failed:
+            if slot is None or self._failed.get(task.key) == slot:
                 continue
             try:
                 job_id = fire(self.alias, self.backend_alias, task.key, slot)
@@ -142,7 +143,7 @@ class Scheduler(Actor):
 
         if isinstance(exc, DatabaseError):
             raise exc  # the actor's loop backs off and tries again
-        self._failed.add((key, slot))
+        self._failed[key] = slot
         logger.error("dj_queue: recurring task %s could not fire for %s: %s", key, slot, exc)
 
     def _clean_up(self) -> None:
