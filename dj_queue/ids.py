@@ -4,6 +4,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 
 
 def new_job_id() -> uuid.UUID:
@@ -33,6 +34,19 @@ def parse_job_id(value: object) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+def parse_job_ids(values: Iterable[object]) -> list[uuid.UUID]:
+    """The job ids named by ``values``; JobStateError for one that cannot be."""
+    from .exceptions import JobStateError
+
+    parsed = []
+    for value in values:
+        job_id = parse_job_id(value)
+        if job_id is None:
+            raise JobStateError(f"{value!r} is not a dj_queue job id.")
+        parsed.append(job_id)
+    return parsed
 
 
 def new_process_name(kind: str) -> str:

@@ -1,4 +1,3 @@
-from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import BooleanField, Q
@@ -44,16 +43,10 @@ class MySQLDriver(Driver):
             f"BINARY {column} NOT IN (SELECT BINARY {self.q('queue_name')} FROM {self.pause_table})"
         )
 
-    def insert_missing_statement(self, table: str, columns: Sequence[str], unique: str) -> str:
+    def if_taken_do_nothing(self, unique: str) -> str:
         # A no-op update instead of INSERT IGNORE, which would also silence
         # data errors (truncation) as warnings.
-        q = self.q
-        names = ", ".join(q(column) for column in columns)
-        values = ", ".join(["%s"] * len(columns))
-        return (
-            f"INSERT INTO {table} ({names}) VALUES ({values}) "
-            f"ON DUPLICATE KEY UPDATE {q(unique)} = {q(unique)}"
-        )
+        return f"ON DUPLICATE KEY UPDATE {self.q(unique)} = {self.q(unique)}"
 
     def claim_held_by(self) -> str:
         # "+ 0" keeps the optimizer off the process_id index: scanning it would

@@ -9,7 +9,7 @@ one key queue up behind each other in one order and cannot deadlock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,55 +41,29 @@ class BlockedRow:
 class SemaphoreStatements:
     """Mixed into ``Driver``: what concurrency limits say to the database."""
 
-    # Provided by Driver.
+    # Provided by Driver (declared here for the type checker only).
     q: Any
     connection: Any
     ready_table: str
     job_table: str
     blocked_table: str
     semaphore_table: str
-
-    def datetime_param(self, value: datetime) -> Any:
-        raise NotImplementedError
-
-    def job_id_param(self, job_id: uuid.UUID) -> Any:
-        raise NotImplementedError
-
-    def to_uuid(self, value: Any) -> uuid.UUID:
-        raise NotImplementedError
-
-    def lock_clause(self, skip_locked: bool) -> str:
-        raise NotImplementedError
-
-    def _take(
-        self,
-        cursor: CursorWrapper,
-        table: str,
-        where: str,
-        params: list[Any],
-        order: str,
-        limit: int,
-        skip_locked: bool,
-    ) -> list[ReadyRow]:
-        raise NotImplementedError
-
-    def insert_rows(
-        self,
-        cursor: CursorWrapper,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-    ) -> None:
-        raise NotImplementedError
+    datetime_param: Callable[[datetime], Any]
+    job_id_param: Callable[[uuid.UUID], Any]
+    to_uuid: Callable[[Any], uuid.UUID]
+    lock_clause: Callable[[bool], str]
+    _take: Callable[..., list[ReadyRow]]
+    insert_rows: Callable[[CursorWrapper, str, Sequence[str], Sequence[Sequence[Any]]], None]
 
     def insert_missing_statement(self, table: str, columns: Sequence[str], unique: str) -> str:
         """INSERT of one row that does nothing when ``unique`` is already taken."""
-        q = self.q
-        names = ", ".join(q(column) for column in columns)
+        names = ", ".join(self.q(column) for column in columns)
         values = ", ".join(["%s"] * len(columns))
-        return (
-            f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({q(unique)}) DO NOTHING"
-        )
+        return f"INSERT INTO {table} ({names}) VALUES ({values}) {self.if_taken_do_nothing(unique)}"
+
+    def if_taken_do_nothing(self, unique: str) -> str:
+        """The clause that turns an INSERT taken by ``unique`` into a no-op."""
+        return f"ON CONFLICT ({self.q(unique)}) DO NOTHING"
 
     # -- semaphores -------------------------------------------------------------
     def lock_semaphore(

@@ -25,7 +25,7 @@ from ..concurrency import DEFAULT_DURATION, DEFAULT_LIMIT, ConcurrencyLimit, OnC
 from ..db import Driver, ReadyRow, get_driver
 from ..db.semaphores import BlockedRow
 from ..exceptions import JobStateError
-from ..ids import parse_job_id
+from ..ids import parse_job_id, parse_job_ids
 from ..models import Job
 from .routing import queue_database_alias
 from .transactions import in_transaction
@@ -288,12 +288,7 @@ def release_blocked_jobs(
     that do hold one stays right. Ids of jobs that are not blocked are skipped.
     Returns how many were released."""
     alias = using or queue_database_alias()
-    ids = []
-    for job_id in job_ids:
-        parsed = parse_job_id(job_id)
-        if parsed is None:
-            raise JobStateError(f"{job_id!r} is not a dj_queue job id.")
-        ids.append(parsed)
+    ids = parse_job_ids(job_ids)
     driver = get_driver(alias)
 
     def release(batch: list[uuid.UUID]) -> int:

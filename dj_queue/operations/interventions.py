@@ -16,27 +16,17 @@ from django.utils import timezone
 
 from ..db import ReadyRow, get_driver
 from ..exceptions import JobStateError
-from ..ids import parse_job_id
+from ..ids import parse_job_ids
 from ..models import BlockedExecution, FailedExecution, Job, ReadyExecution, ScheduledExecution
 from .concurrency import limits_of_jobs, place_limited, release_limited_jobs
 from .routing import queue_database_alias
 from .transactions import in_transaction
 
 
-def _job_ids(job_ids: Iterable[object]) -> list[uuid.UUID]:
-    parsed = []
-    for job_id in job_ids:
-        value = parse_job_id(job_id)
-        if value is None:
-            raise JobStateError(f"{job_id!r} is not a dj_queue job id.")
-        parsed.append(value)
-    return parsed
-
-
 def _in_batches(
     alias: str, job_ids: Iterable[object], batch_size: int, write: Callable[[list[uuid.UUID]], int]
 ) -> int:
-    ids = _job_ids(job_ids)
+    ids = parse_job_ids(job_ids)
     done = 0
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
@@ -113,7 +103,7 @@ def discard_failed_job(job_id: uuid.UUID | str, *, using: str | None = None) -> 
 
 def _not_failed(job_id: uuid.UUID | str, using: str | None) -> NoReturn:
     alias = using or queue_database_alias()
-    exists = Job.objects.using(alias).filter(pk=_job_ids([job_id])[0]).exists()
+    exists = Job.objects.using(alias).filter(pk=parse_job_ids([job_id])[0]).exists()
     state = "is not failed" if exists else "does not exist"
     raise JobStateError(f"Job {job_id} {state}; only failed jobs can be retried or discarded.")
 
