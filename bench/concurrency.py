@@ -31,7 +31,6 @@ import itertools
 import json
 import os
 import re
-import signal
 import statistics
 import sys
 import time
@@ -48,9 +47,9 @@ from bench.overlap import ledger_overlap, row_overlap, server_counters  # noqa: 
 from bench.run import (  # noqa: E402
     DATABASES,
     FOREIGN_ENV,
-    _interrupt,
     _run_child,
     _runtime_env,
+    run_database_or_all,
 )
 
 SIZES = {False: {"runs": 2000, "drain": 2000}, True: {"runs": 500, "drain": 500}}
@@ -82,16 +81,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> int:
-    args = parse_args()
-    # SIGTERM unwinds like Ctrl-C, so runtimes are stopped and the database dropped.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        if args.database == "all":
-            return run_all(args)
-        return run_one(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_database_or_all(parse_args(), run_all, run_one)
 
 
 def run_all(args: argparse.Namespace) -> int:

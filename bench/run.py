@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> int:
-    args = parse_args()
+    return run_database_or_all(parse_args(), run_all, run_one)
+
+
+def run_database_or_all(
+    args: argparse.Namespace,
+    run_all: Callable[[argparse.Namespace], int],
+    run_one: Callable[[argparse.Namespace], int],
+) -> int:
+    """A benchmark's entry point: one database, or every one in child processes."""
     # SIGTERM unwinds like Ctrl-C, so runtimes are stopped and the database dropped.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
