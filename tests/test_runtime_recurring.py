@@ -96,21 +96,28 @@ def test_dynamic_tasks_take_effect_without_a_restart(start_runtime, dynamic_api)
 
 
 def test_two_full_runtimes_fire_each_slot_exactly_once(start_runtime):
-    env = recurring(tick={"task_path": ADD, "schedule": EVERY_SECOND, "args": [5, 5]})
+    keys = ("tick", "tock", "tack")  # three every-second tasks: many slots in a few seconds
+    env = recurring(
+        **{
+            key: {"task_path": ADD, "schedule": EVERY_SECOND, "args": [n, n]}
+            for n, key in enumerate(keys)
+        }
+    )
     first = start_runtime(extra_env=env)
     second = start_runtime(extra_env=env)
     wait_until(lambda: Process.objects.filter(kind="scheduler").count() == 2, message=second.log())
 
-    wait_until(lambda: len(fired("tick")) >= 8, timeout=30, message=second.log())
+    wait_until(lambda: RecurringExecution.objects.count() >= 30, timeout=40, message=second.log())
     assert first.stop() == 0 and second.stop() == 0
 
-    slots = fired("tick")
-    jobs = Job.objects.filter(task_path=ADD)  # only the recurring task makes these
-    per_slot = Counter(slot.run_at for slot in slots)
+    slots = list(RecurringExecution.objects.all())
+    jobs = Job.objects.filter(task_path=ADD)  # only the recurring tasks make these
+    per_slot = Counter((slot.task_key, slot.run_at) for slot in slots)
     print(f"two runtimes: {len(per_slot)} slots, {jobs.count() - len(per_slot)} duplicates")
     assert max(per_slot.values()) == 1
     assert jobs.count() == len(slots), "one job per slot, none beside the slot rows"
     assert {slot.job_id for slot in slots} == set(jobs.values_list("pk", flat=True))
+    assert {job.args[0] for job in jobs} == {0, 1, 2}
     assert_invariants()
 
 
