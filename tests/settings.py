@@ -41,6 +41,8 @@ def database(alias: str) -> dict:
 DATABASES = {"default": database("default"), "queue": database("queue")}
 
 SECRET_KEY = "dj-queue-tests"
+# The embedded-server tests request real servers on the loopback.
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 INSTALLED_APPS = [

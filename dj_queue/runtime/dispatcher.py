@@ -51,8 +51,7 @@ class Dispatcher(Actor):
                 )
             if report.expired_semaphores or report.released_jobs:
                 logger.info(
-                    "dj_queue: concurrency maintenance expired %d semaphore(s), released %d "
-                    "blocked job(s)",
+                    "concurrency maintenance expired %d semaphore(s), released %d blocked job(s)",
                     report.expired_semaphores,
                     report.released_jobs,
                 )

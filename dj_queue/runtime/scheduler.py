@@ -98,7 +98,7 @@ class Scheduler(Actor):
         self._synced = True
         if report.added or report.changed or report.removed:
             logger.info(
-                "dj_queue: recurring tasks synced: %d added, %d changed, %d removed",
+                "recurring tasks synced: %d added, %d changed, %d removed",
                 report.added,
                 report.changed,
                 report.removed,
@@ -131,7 +131,7 @@ class Scheduler(Actor):
                 continue
             if job_id is not None:
                 logger.info(
-                    "dj_queue: recurring task %s fired for %s: job %s",
+                    "recurring task %s fired for %s: job %s",
                     task.key,
                     slot.isoformat(),
                     job_id,
@@ -144,7 +144,7 @@ class Scheduler(Actor):
         if isinstance(exc, DatabaseError):
             raise exc  # the actor's loop backs off and tries again
         self._failed[key] = slot
-        logger.error("dj_queue: recurring task %s could not fire for %s: %s", key, slot, exc)
+        logger.error("recurring task %s could not fire for %s: %s", key, slot, exc)
 
     def _clean_up(self) -> None:
         clear_after = self.config.clear_finished_jobs_after

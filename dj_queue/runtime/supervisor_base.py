@@ -113,6 +113,7 @@ class Supervisor(Actor):
             else 0,
             "dispatchers": len(self.config.dispatchers) if self.topology.dispatchers else 0,
             "scheduler": self.runs_scheduler,
+            "embedded": not self.standalone,
         }
 
     @property

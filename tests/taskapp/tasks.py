@@ -147,3 +147,11 @@ def with_default_action(account_id, action="sync"):
 def late_declared(account_id):
     """Its tests set (bad) concurrency attributes on it after @task ran."""
     return account_id
+
+
+@task
+def report_pid():
+    """Which process ran the job: the embedded-server tests check it is the server."""
+    import os
+
+    return os.getpid()

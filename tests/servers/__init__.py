@@ -1,0 +1,1 @@
+"""Applications and configurations the embedded-server tests serve."""
