@@ -174,3 +174,40 @@ def test_gunicorn_workers_each_run_an_embedded_supervisor(serve, conf):
     assert code == 0, server.log()
     assert not Process.objects.exists()
     assert_invariants()
+
+
+def test_a_killed_gunicorn_worker_has_its_jobs_recovered_by_the_other(serve):
+    from dj_queue.models import ClaimedExecution
+    from tests.taskapp.tasks import sleep_for
+
+    server = serve(
+        "gunicorn",
+        "-c",
+        str(SERVERS / "gunicorn_conf.py"),
+        "-w",
+        "2",
+        "-b",
+        "127.0.0.1:{port}",
+        "tests.servers.wsgi:application",
+    )
+    server.wait_serving()
+    wait_until(lambda: len(embedded_supervisors()) == 2, message=server.log())
+    result = sleep_for.enqueue(60)
+    claim = wait_until(
+        lambda: ClaimedExecution.objects.select_related("process").first(), message=server.log()
+    )
+
+    os.kill(claim.process.pid, signal.SIGKILL)
+
+    # The survivor's supervisor prunes the dead worker once its heartbeat is
+    # older than process_alive_threshold (5 s in the test settings).
+    wait_until(lambda: finished(result), timeout=30, message=server.log())
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[-1].exception_class_path == "dj_queue.exceptions.ProcessPrunedError"
+    wait_until(
+        lambda: not Process.objects.filter(pid=claim.process.pid).exists(),
+        timeout=15,
+        message=server.log(),
+    )
+    code, _ = server.terminate()
+    assert code == 0, server.log()
