@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -11,117 +10,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from dj_queue.db.clock import DatabaseNow
-from dj_queue.models import Job, Process
+from dj_queue.models import Job
 from dj_queue.operations.claims import claim_jobs
 from dj_queue.operations.jobs import JobError, complete_job, fail_job
-from dj_queue.operations.processes import register_process
-from tests.conftest import wait_until
 from tests.invariants import assert_invariants, state_of
 from tests.taskapp.tasks import add, echo
 
 pytestmark = pytest.mark.django_db
-
-
-def health(*args: str) -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("dj_queue_health", *args, stdout=out)
-    except SystemExit as exit:
-        return int(exit.code or 0), out.getvalue()
-    return 0, out.getvalue()
-
-
-def register(kind: str, *, age: float = 0.0, backend: str = "default") -> Process:
-    process = register_process(
-        "default", kind=kind, name=f"{kind}-{uuid.uuid4().hex[:8]}", backend_alias=backend
-    )
-    if age:
-        Process.objects.filter(pk=process.pk).update(
-            last_heartbeat_at=DatabaseNow() - timedelta(seconds=age)
-        )
-    return process
-
-
-# -- health --------------------------------------------------------------------
-
-
-def test_health_without_any_runtime_fails_with_a_reason():
-    code, output = health()
-    assert code == 1
-    assert output.strip() == (
-        "unhealthy: backend 'default': no supervisor has heartbeated within 5s "
-        "(no supervisor is registered)"
-    )
-
-
-def test_health_with_a_supervisor_and_a_worker_is_ok():
-    register("supervisor")
-    register("worker")
-    register("dispatcher")
-    code, output = health()
-    assert code == 0
-    assert output.startswith("ok: backend 'default': live within 5s:")
-    assert "1 worker" in output
-
-
-def test_health_needs_a_worker():
-    register("supervisor")
-    register("dispatcher")
-    code, output = health()
-    assert code == 1
-    assert "no worker has heartbeated within 5s (no worker is registered)" in output
-
-
-def test_health_with_a_stale_heartbeat_fails():
-    register("supervisor")
-    register("worker", age=120)
-    code, output = health("--max-age", "60")
-    assert code == 1
-    assert "no worker has heartbeated within 60s (the newest worker heartbeat is 12" in output
-
-
-def test_health_max_age_decides_what_is_stale():
-    register("supervisor", age=30)
-    register("worker", age=30)
-    assert health("--max-age", "10")[0] == 1
-    assert health("--max-age", "60")[0] == 0
-
-
-def test_health_counts_only_the_backends_own_processes():
-    register("supervisor", backend="other")
-    register("worker", backend="other")
-    assert health()[0] == 1
-
-
-def test_health_json_for_probes():
-    register("supervisor")
-    register("worker")
-    code, output = health("--json")
-    report = json.loads(output)
-    assert code == 0
-    assert report["healthy"] is True
-    assert report["live"] == {"supervisor": 1, "worker": 1}
-    assert report["max_age"] == 5
-
-
-def test_health_refuses_a_bad_max_age():
-    with pytest.raises(CommandError, match="--max-age takes a number above 0"):
-        call_command("dj_queue_health", "--max-age", "-3")
-
-
-def test_health_of_an_unknown_backend_is_an_error():
-    with pytest.raises(CommandError, match="--backend 'nope'"):
-        call_command("dj_queue_health", "--backend", "nope")
-
-
-@pytest.mark.django_db(transaction=True)
-def test_health_of_a_real_runtime(start_runtime):
-    assert health()[0] == 1
-    runtime = start_runtime()
-    wait_until(lambda: health()[0] == 0, timeout=10)
-    assert runtime.stop() == 0
-    assert health()[0] == 1
 
 
 # -- prune -------------------------------------------------------------------------
