@@ -12,9 +12,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.tasks import TaskResultStatus
 
 from dj_queue.models import Process
@@ -99,6 +101,14 @@ def serve(runtime_env, tmp_path):
         server.close()
 
 
+def health(*args: str) -> int:
+    try:
+        call_command("dj_queue_health", *args, stdout=StringIO())
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
+
+
 def embedded_supervisors() -> list[Process]:
     return [p for p in Process.objects.filter(kind="supervisor") if p.metadata.get("embedded")]
 
@@ -119,12 +129,15 @@ def test_uvicorn_runs_jobs_in_its_own_process_and_stops_cleanly(serve, module):
     assert {r.status for r in results} == {TaskResultStatus.SUCCESSFUL}
     assert {r.return_value for r in results} == {server.process.pid}
     assert server.get() == {"pid": server.process.pid}, "requests are still served"
+    probe = ["--supervisor-pid", str(server.process.pid), "--max-age", "3"]
+    assert health(*probe) == 0, "an embedded supervisor reads healthy"
     code, stop_took = server.terminate()
     print(f"uvicorn ({module}) stopped {stop_took:.2f}s after SIGTERM")
     # Uvicorn re-raises the signal it stopped on once it has shut down cleanly.
     assert code in (0, -signal.SIGTERM), server.log()
     assert "Application shutdown complete" in server.log()
     assert not Process.objects.exists(), "nothing left registered"
+    assert health(*probe) == 1
     if module == "asgi_setup_first":
         log = server.log()
         assert "inner app got lifespan.startup" in log
