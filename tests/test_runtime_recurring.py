@@ -175,10 +175,21 @@ def test_a_task_whose_code_is_gone_is_reported_and_the_scheduler_goes_on(start_r
         updated_at=now - timedelta(hours=1),
     )
 
+    RecurringTask.objects.create(
+        key="garbled",
+        task_path=ADD,
+        schedule="every so often",
+        static=True,
+        created_at=now - timedelta(hours=1),
+        updated_at=now - timedelta(hours=1),
+    )
+
     runtime.wait_for_log("recurring task ghost could not fire")
+    runtime.wait_for_log("recurring task garbled has a bad schedule")
     count = len(fired("tick"))
     wait_until(lambda: len(fired("tick")) > count, message=runtime.log())
-    assert not fired("ghost")
+    assert not fired("ghost") and not fired("garbled")
+    assert runtime.log().count("garbled has a bad schedule") == 1, "reported once"
     assert runtime.stop() == 0
 
 

@@ -26,7 +26,7 @@ from ..operations.recurring import (
     recurring_tasks,
     sync_static_tasks,
 )
-from ..recurring import RecurringDefinition, time_zone
+from ..recurring import time_zone
 from .actor import Actor
 from .silence import polling
 
@@ -53,16 +53,15 @@ class Scheduler(Actor):
         backend_alias: str,
         config: QueueConfig,
         supervisor_id: int | None = None,
-        static_tasks: list[RecurringDefinition] | None = None,
     ) -> None:
         super().__init__(backend_alias=backend_alias, config=config, supervisor_id=supervisor_id)
         self._next_cleanup = 0.0
-        self._static_tasks = static_tasks
         self._synced = False
         self._zone: tzinfo = time_zone(config.scheduler.time_zone)
         # The slot of each key whose firing failed, reported once rather than
         # every round (slots only move forward, so one per key is enough).
         self._failed: dict[str, datetime] = {}
+        self._broken: set[tuple[str, str]] = set()  # (key, schedule) reported as unreadable
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -84,16 +83,14 @@ class Scheduler(Actor):
         self.sleep(wait)
 
     def _sync(self) -> None:
-        definitions = self._static_tasks
-        if definitions is None:
-            from django.tasks import task_backends
+        from django.tasks import task_backends
 
-            from ..recurring import static_definitions
+        from ..recurring import static_definitions
 
-            definitions = static_definitions(
-                task_backends[self.backend_alias],  # type: ignore[arg-type]
-                self.config.recurring,
-            )
+        definitions = static_definitions(
+            task_backends[self.backend_alias],  # type: ignore[arg-type]
+            self.config.recurring,
+        )
         report = sync_static_tasks(self.alias, definitions)
         self._synced = True
         if report.added or report.changed or report.removed:
@@ -119,7 +116,9 @@ class Scheduler(Actor):
                 )
                 upcoming = schedule.following(now)
             except (ValueError, KeyError) as exc:  # a row holding a bad expression
-                self._report(task.key, now, exc)
+                if (task.key, task.schedule) not in self._broken:
+                    self._broken.add((task.key, task.schedule))
+                    logger.error("recurring task %s has a bad schedule: %s", task.key, exc)
                 continue
             soonest = upcoming if soonest is None else min(soonest, upcoming)
             if slot is None or self._failed.get(task.key) == slot:
