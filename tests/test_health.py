@@ -4,17 +4,20 @@ whatever its topology (full node, dispatcher-only node, embedded supervisor)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import OperationalError, connections
 
 from dj_queue.db.clock import DatabaseNow
 from dj_queue.models import Process
 from dj_queue.operations.processes import register_process
-from tests.conftest import wait_until
+from tests.conftest import ROOT, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -66,13 +69,15 @@ def test_no_supervisor_is_unhealthy_with_a_reason():
     code, output = health()
     assert code == 1
     assert output.strip() == (
-        "unhealthy: backend 'default': no supervisor has heartbeated within 5s"
+        "unhealthy: backend 'default': no supervisor has heartbeated within 5s "
+        "(no supervisor is registered)"
     )
 
 
-def test_a_full_node_is_healthy_until_one_of_its_children_goes_stale():
+def test_a_full_node_is_healthy_until_one_of_its_children_goes_stale(django_assert_num_queries):
     supervisor, children = node(workers=2, dispatchers=1, scheduler=True)
-    code, output = health()
+    with django_assert_num_queries(1):  # only the process table, in one query
+        code, output = health()
     assert code == 0
     assert output.startswith("ok: backend 'default': live within 5s:")
     assert "2 worker" in output and "1 scheduler" in output
@@ -99,12 +104,34 @@ def test_an_embedded_supervisor_is_healthy_and_said_so_in_json():
     assert report["max_age"] == 5
 
 
+def test_a_supervisor_without_the_worker_it_runs_is_unhealthy():
+    supervisor = register("supervisor", workers=1, dispatchers=1)
+    register("dispatcher", supervisor=supervisor)
+    register("worker")  # live, but another supervisor's (or nobody's): it does not count
+    code, output = health()
+    assert code == 1
+    assert f"supervisor pid {supervisor.pid} on {supervisor.hostname} lacks 1 worker(s)" in output
+
+
 def test_a_stale_supervisor_is_ignored_as_dead():
     supervisor, _ = node()
     age(supervisor, 60)
-    assert health()[0] == 1
+    code, output = health()
+    assert code == 1
+    assert "(the newest supervisor heartbeat is 6" in output, output
     node()
     assert health()[0] == 0
+
+
+def test_missing_and_extra_metadata_keys_are_tolerated():
+    bare = register("supervisor")  # no metadata at all: runs no child we know of
+    Process.objects.filter(pk=bare.pk).update(metadata=["not", "a", "dict"])
+    supervisor = register("supervisor", workers=1, mode="async", future_key={"x": 1})
+    register("worker", supervisor=supervisor)
+    code, output = health("--json")
+    report = json.loads(output)
+    assert code == 0, report
+    assert sorted(item["expected"].get("worker", 0) for item in report["supervisors"]) == [0, 1]
 
 
 def test_max_age_decides_what_is_stale():
@@ -145,23 +172,103 @@ def test_require_asks_for_a_live_process_of_each_kind():
     assert code == 1 and "no worker has heartbeated within 5s" in output
 
 
+def test_the_json_report_details_each_supervisor():
+    supervisor, children = node(workers=2, dispatchers=1)
+    age(children[0], 60)
+    code, output = health("--json")
+    report = json.loads(output)
+    assert code == 1 and report["healthy"] is False
+    assert report["live"] == {"supervisor": 1, "worker": 1, "dispatcher": 1}
+    assert report["supervisors"] == [
+        {
+            "pid": supervisor.pid,
+            "host": supervisor.hostname,
+            "mode": None,
+            "embedded": False,
+            "expected": {"worker": 2, "dispatcher": 1},
+            "live": {"worker": 1, "dispatcher": 1},
+            "missing": {"worker": 1},
+            "healthy": False,
+        }
+    ]
+
+
+def test_an_unreachable_database_reads_unhealthy(backend):
+    node()
+
+    def refuse(execute, sql, params, many, context):
+        raise OperationalError("connection refused")
+
+    with connections[backend.database_alias].execute_wrapper(refuse):
+        code, output = health()
+        json_code, json_output = health("--json")
+    assert code == 1
+    assert output.strip() == (
+        "unhealthy: backend 'default': database unreachable: connection refused"
+    )
+    assert json_code == 1
+    assert json.loads(json_output)["healthy"] is False
+
+
+@pytest.mark.parametrize("value", ["workers", "worker,supervisor", "", " , "])
+def test_a_bad_require_value_is_a_usage_error(value):
+    with pytest.raises(CommandError, match=r"--require .*worker, dispatcher, scheduler") as info:
+        call_command("dj_queue_health", "--require", value)
+    assert info.value.returncode == 2
+
+
 def test_bad_flags_are_usage_errors():
-    with pytest.raises(CommandError, match=r"--require 'workers'.*worker, dispatcher, scheduler"):
-        call_command("dj_queue_health", "--require", "workers")
+    with pytest.raises(CommandError, match="--supervisor-pid takes a whole number above 0"):
+        call_command("dj_queue_health", "--supervisor-pid", "abc")
     with pytest.raises(CommandError, match="--max-age takes a number above 0"):
         call_command("dj_queue_health", "--max-age", "-3")
-    with pytest.raises(CommandError, match="--backend 'nope'"):
+    with pytest.raises(CommandError, match="--backend 'nope'") as info:
         call_command("dj_queue_health", "--backend", "nope")
+    assert info.value.returncode == 2
+
+
+def test_the_exit_status_from_the_command_line(runtime_env):
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "django", "dj_queue_health", *args],
+            cwd=ROOT,
+            env=runtime_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    unhealthy = run()
+    assert unhealthy.returncode == 1, unhealthy.stderr
+    assert unhealthy.stdout.startswith("unhealthy: backend 'default': no supervisor")
+    for args, message in [
+        (("--require", "workers"), "--require 'workers'"),
+        (("--backend", "nope"), "--backend 'nope'"),
+        (("--max-age", "0"), "--max-age takes a number above 0"),
+    ]:
+        usage = run(*args)
+        assert usage.returncode == 2, (args, usage.stdout, usage.stderr)
+        assert message in usage.stderr and not usage.stdout
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("flags", [(), ("--only-dispatch",)])
-def test_a_real_node_reads_healthy_while_alive_and_unhealthy_once_killed(start_runtime, flags):
-    assert health()[0] == 1
+@pytest.mark.parametrize(
+    ("flags", "kinds"), [((), "worker,dispatcher"), (("--only-dispatch",), "dispatcher")]
+)
+def test_a_real_node_reads_healthy_while_alive_and_unhealthy_once_killed(
+    start_runtime, flags, kinds
+):
+    assert health("--max-age", "2")[0] == 1
     runtime = start_runtime(*flags)
-    wait_until(lambda: health("--max-age", "3")[0] == 0, timeout=15, message=runtime.log())
+    wait_until(
+        lambda: health("--max-age", "2", "--require", kinds)[0] == 0,
+        timeout=15,
+        message=runtime.log(),
+    )
 
-    runtime.kill_tree()
+    runtime.kill_tree()  # SIGKILL: nothing deregisters
 
-    # Heartbeats every 1 s in the test settings: 3 s later the node is stale.
-    wait_until(lambda: health("--max-age", "3")[0] == 1, timeout=15)
+    # Heartbeats every 1 s in the test settings: 2 s after the last one, it is stale.
+    wait_until(lambda: health("--max-age", "2")[0] == 1, timeout=15, interval=0.2)
+    _, output = health("--max-age", "2")
+    assert "(the newest supervisor heartbeat is " in output
