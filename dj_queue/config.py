@@ -11,9 +11,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .cron import check_schedule
+from .cron import check_schedule, time_zone
 from .exceptions import ConfigurationError
 
 Mode = Literal["fork", "async"]
@@ -228,12 +227,7 @@ def _time_zone(value: Any, where: str) -> str | None:
     if value is None:
         return None
     name = _name(value, where)
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError(
-            f"{where}: {name!r} is not an IANA time zone (such as 'UTC' or 'Europe/Paris')."
-        ) from None
+    time_zone(name, where)
     return name
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
@@ -27,6 +28,21 @@ def check_schedule(expression: object, where: str) -> str:
             "or an alias such as '@hourly' or '@daily')."
         )
     return expression
+
+
+def time_zone(name: str | None, where: str = "scheduler time_zone") -> tzinfo:
+    """The zone cron times are read in: ``name``, else ``settings.TIME_ZONE``;
+    InvalidRecurringTask naming ``where`` for a name that is not an IANA zone."""
+    if name is None:
+        from django.conf import settings
+
+        name = settings.TIME_ZONE or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidRecurringTask(
+            f"{where}: {name!r} is not an IANA time zone (such as 'UTC' or 'Europe/Paris')."
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

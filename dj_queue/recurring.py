@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.tasks import Task
 from django.tasks.exceptions import InvalidTask
@@ -29,17 +27,6 @@ if TYPE_CHECKING:
     from .config import RecurringTaskConfig
 
 KEY_MAX_LENGTH = 255
-
-
-def time_zone(name: str | None) -> tzinfo:
-    """The zone cron times are read in: ``name``, else ``settings.TIME_ZONE``."""
-    from django.conf import settings
-
-    zone = name or settings.TIME_ZONE or "UTC"
-    try:
-        return ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidRecurringTask(f"time zone {zone!r} is not a known IANA zone.") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,12 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.safestring import SafeString
 
-from ..cron import Schedule
+from ..cron import Schedule, time_zone
 from ..db import get_driver
 from ..exceptions import ConfigurationError
 from ..models import Pause, Process, RecurringExecution, RecurringTask
 from ..operations.queues import pause_queue, resume_queue
 from ..operations.routing import dj_queue_backend_aliases, queue_database_alias
-from ..recurring import time_zone
 from .actions import _resume
 from .base import QueueModelAdmin, _json_block
 

@@ -18,7 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from ..config import QueueConfig
-from ..cron import Schedule, due_slot
+from ..cron import Schedule, due_slot, time_zone
 from ..operations.jobs import delete_finished_jobs
 from ..operations.recurring import (
     delete_stale_executions,
@@ -26,7 +26,6 @@ from ..operations.recurring import (
     recurring_tasks,
     sync_static_tasks,
 )
-from ..recurring import time_zone
 from .actor import Actor
 from .silence import polling
 
