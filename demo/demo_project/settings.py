@@ -58,6 +58,15 @@ TASKS = {
                 {"queues": ["reports*"], "threads": 2, "polling_interval": 0.1},
             ],
             "dispatchers": [{"polling_interval": 0.2}],
+            # The scheduler fires this every two seconds (the sixth cron field is seconds).
+            "recurring": {
+                "metrics_snapshot": {
+                    "task_path": "shop.tasks.snapshot_metrics",
+                    "schedule": "* * * * * */2",
+                    "description": "a snapshot of the shop's figures",
+                },
+            },
+            "scheduler": {"polling_interval": 1},
             # Short intervals so the demo starts and stops in seconds.
             "process_heartbeat_interval": 1,
             "process_alive_threshold": 5,
