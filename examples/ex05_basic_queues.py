@@ -1,0 +1,90 @@
+"""ex05 — queues and the workers that serve them.
+
+Two workers: one serves ``["email", "default"]`` in that order, with one
+thread, so every email job runs before any default job, whatever the
+priorities; the other serves the prefix ``"reports*"``. Each job returns the pid
+of the process that ran it. A job in a queue no worker serves stays READY.
+
+    python examples/ex05_basic_queues.py
+"""
+
+import os
+
+import _support as example
+
+example.configure(
+    options={
+        "workers": [
+            {"queues": ["email", "default"], "threads": 1, "polling_interval": 0.1},
+            {"queues": ["reports*"], "threads": 2, "polling_interval": 0.1},
+        ]
+    }
+)
+
+from django.tasks import TaskResultStatus, task  # noqa: E402
+
+from dj_queue.api import QueueInfo  # noqa: E402
+
+
+@task
+def handle(label):
+    return {"label": label, "pid": os.getpid()}
+
+
+JOBS = [  # (queue, priority, label), in enqueue order
+    ("default", 20, "resize-avatar"),
+    ("default", 20, "update-index"),
+    ("email", 0, "welcome"),
+    ("email", 0, "receipt"),
+    ("reports-daily", 0, "daily-sales"),
+    ("reports-weekly", 0, "weekly-sales"),
+]
+
+
+def main():
+    results = [
+        handle.using(queue_name=queue, priority=priority).enqueue(label)
+        for queue, priority, label in JOBS
+    ]
+    orphan = handle.using(queue_name="archive").enqueue("old-logs")
+    example.say(f"enqueued {len(results)} jobs in 4 queues, and 1 in 'archive'")
+
+    with example.runtime() as node:
+        workers = {p.name: p for p in node.processes() if p.kind == "worker"}
+        done = example.wait_all(results)
+        orphan.refresh()
+
+    pid_of = {tuple(p.metadata["queues"]): p.pid for p in workers.values()}
+    for selectors, pid in pid_of.items():
+        example.say(f"worker pid {pid} serves {list(selectors)}")
+    ran_in = {}  # queue -> pids of the processes that ran its jobs
+    for result in sorted(done, key=lambda r: r.started_at):
+        value = result.return_value
+        ran_in.setdefault(result.task.queue_name, set()).add(value["pid"])
+        example.say(
+            f"  {result.task.queue_name:<15} {value['label']:<14} "
+            f"priority {result.task.priority:>2}  ran in pid {value['pid']}"
+        )
+        worker = workers[result.worker_ids[0]]
+        example.check(value["pid"] == worker.pid, "worker_ids name the process that ran it")
+
+    first, reports = pid_of[("email", "default")], pid_of[("reports*",)]
+    for queue in ("email", "default"):
+        example.check(ran_in[queue] == {first}, f"{queue} ran in the email/default worker")
+    for queue in ("reports-daily", "reports-weekly"):
+        example.check(ran_in[queue] == {reports}, f"{queue} ran in the reports* worker")
+    order = [r.task.queue_name for r in sorted(done, key=lambda r: r.started_at)]
+    first_worker = [queue for queue in order if queue in ("email", "default")]
+    example.check(first_worker == ["email", "email", "default", "default"], f"order {order}")
+    example.say("email jobs ran before the higher-priority default jobs: selector order wins")
+
+    example.check(orphan.status == TaskResultStatus.READY, "the archive job is still READY")
+    example.check(QueueInfo("archive").size == 1, "'archive' still holds its job")
+    example.say(
+        f"email+default -> pid {first}, reports-* -> pid {reports}, "
+        f"archive -> {orphan.status.value} (QueueInfo size {QueueInfo('archive').size})"
+    )
+
+
+if __name__ == "__main__":
+    example.run(main)
