@@ -41,11 +41,12 @@ def _database_alias(backend_alias: str) -> str:
 class QueueInfo:
     """One queue's figures and controls.
 
-    ``size`` counts ready jobs (scheduled jobs join once due); ``blocked`` counts
-    jobs waiting for a slot of their concurrency key. ``latency`` is how
-    long, in seconds, the oldest ready job has waited, 0.0 for an empty queue;
-    pausing does not stop that clock: a paused queue's latency keeps growing,
-    which is what an alert on it should see.
+    ``size`` counts ready jobs (scheduled jobs join once due); ``scheduled``
+    counts jobs waiting for their time, retries waiting out their backoff
+    included; ``blocked`` counts jobs waiting for a slot of their concurrency
+    key. ``latency`` is how long, in seconds, the oldest ready job has waited,
+    0.0 for an empty queue; pausing does not stop that clock: a paused queue's
+    latency keeps growing, which is what an alert on it should see.
     """
 
     name: str
@@ -77,6 +78,11 @@ class QueueInfo:
         return queue_operations.blocked_count(self._alias, self.name)
 
     @property
+    def scheduled(self) -> int:
+        """Jobs waiting for their ``run_after`` time, retries waiting out their backoff included."""
+        return queue_operations.scheduled_count(self._alias, self.name)
+
+    @property
     def paused(self) -> bool:
         return queue_operations.is_paused(self._alias, self.name)
 
@@ -89,6 +95,7 @@ class QueueInfo:
             "name": self.name,
             "size": figures.size,
             "blocked": figures.blocked,
+            "scheduled": figures.scheduled,
             "latency": latency,
             "paused": figures.paused,
         }

@@ -14,6 +14,7 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
+from . import retries
 from .concurrency import policy_for
 from .config import QueueConfig
 from .config_loading import load_config
@@ -59,7 +60,9 @@ class DjQueueBackend(BaseTaskBackend):
             raise InvalidTask(
                 f"Task path {task.module_path!r} is longer than {TASK_PATH_MAX_LENGTH} characters."
             )
-        policy_for(task)  # a bad concurrency declaration fails at the @task line
+        # A bad concurrency or retry declaration fails at the @task line.
+        policy_for(task)
+        retries.options_for(task)
         remember(task)
 
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskResult:
@@ -95,6 +98,7 @@ class DjQueueBackend(BaseTaskBackend):
                 concurrency = (
                     policy.limit_for(normalized_args, normalized_kwargs) if policy else None
                 )
+                retry = retries.policy_for(task, self.config.default_retry_policy)
             except (InvalidTask, InvalidPayload) as exc:
                 if not where:
                     raise
@@ -109,6 +113,8 @@ class DjQueueBackend(BaseTaskBackend):
                 kwargs=normalized_kwargs,
                 run_after=task.run_after,
                 concurrency=concurrency,
+                retry_policy=retry.stored(),
+                timeout=retry.timeout,
             )
             prepared.append((task, new))
         if not prepared:

@@ -14,6 +14,7 @@ from typing import Any, Literal, cast
 
 from .cron import check_schedule, time_zone
 from .exceptions import ConfigurationError
+from .retries import RetryPolicy, seconds, whole_attempts
 
 Mode = Literal["fork", "async"]
 MODES: tuple[Mode, ...] = ("fork", "async")
@@ -44,6 +45,16 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetriesConfig:
+    """``OPTIONS["retries"]``: the retry policy of tasks that declare none."""
+
+    max_attempts: int = 1
+    delay: float = 1.0
+    max_delay: float = 3600.0
+    jitter: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class RecurringTaskConfig:
     key: str
     task_path: str
@@ -62,6 +73,9 @@ class QueueConfig:
     dispatchers: tuple[DispatcherConfig, ...] = (DispatcherConfig(),)
     scheduler: SchedulerConfig = SchedulerConfig()
     recurring: tuple[RecurringTaskConfig, ...] = ()
+    retries: RetriesConfig = RetriesConfig()
+    # Seconds one attempt of a task that declares no timeout may run; None: no limit.
+    timeout: float | None = None
     database_alias: str = "default"
     preserve_finished_jobs: bool = True
     clear_finished_jobs_after: float | None = None
@@ -72,6 +86,18 @@ class QueueConfig:
     process_alive_threshold: float = 300.0
     shutdown_timeout: float = 5.0
     on_thread_error: str | None = None
+
+    @property
+    def default_retry_policy(self) -> RetryPolicy:
+        """What a task that declares no retry options of its own gets."""
+        retries = self.retries
+        return RetryPolicy(
+            max_attempts=retries.max_attempts,
+            delay=retries.delay,
+            max_delay=retries.max_delay,
+            jitter=retries.jitter,
+            timeout=self.timeout,
+        )
 
 
 _Parser = Callable[[Any, str], Any]
@@ -223,6 +249,25 @@ def _scheduler(value: Any, where: str) -> SchedulerConfig:
     return _read(SchedulerConfig, value, where, parsers)
 
 
+def _retries(value: Any, where: str) -> RetriesConfig:
+    def problem(key: str) -> Callable[[str], Exception]:
+        return lambda text: ConfigurationError(f"{where}[{key!r}]: {text}")
+
+    parsers = {
+        "max_attempts": lambda v, w: whole_attempts(v, problem("max_attempts")),
+        "delay": lambda v, w: seconds(v, problem("delay"), zero=True),
+        "max_delay": lambda v, w: seconds(v, problem("max_delay"), zero=True),
+        "jitter": _bool,
+    }
+    return _read(RetriesConfig, value, where, parsers)
+
+
+def _timeout(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    return seconds(value, lambda text: ConfigurationError(f"{where}: {text}"), zero=False)
+
+
 def _time_zone(value: Any, where: str) -> str | None:
     if value is None:
         return None
@@ -295,6 +340,8 @@ def parse_options(options: object, where: str) -> QueueConfig:
         "dispatchers": _list_of(_dispatcher),
         "scheduler": _scheduler,
         "recurring": _recurring,
+        "retries": _retries,
+        "timeout": _timeout,
         "database_alias": _name,
         "preserve_finished_jobs": _bool,
         "clear_finished_jobs_after": _optional_seconds,

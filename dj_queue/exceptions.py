@@ -38,3 +38,8 @@ class ProcessExitError(DjQueueError):
 
 class ProcessPrunedError(ProcessExitError):
     """Recorded on a job whose process stopped heartbeating and was pruned."""
+
+
+class JobTimeoutError(DjQueueError):
+    """Recorded on a job whose attempt ran past its task's ``timeout``; raised in
+    the attempt's thread to stop it."""

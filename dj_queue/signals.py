@@ -1,6 +1,7 @@
 """Sending ``django.tasks`` signals without letting a receiver change an outcome."""
 
 import logging
+from typing import Any
 
 from django.dispatch import Signal
 from django.tasks import TaskResult
@@ -22,3 +23,18 @@ def send_task_signal(signal: Signal, sender: type, task_result: TaskResult) -> N
                 task_result.id,
                 exc_info=response,
             )
+
+
+def send_finished_signal(backend_alias: str, job_id: Any) -> None:
+    """Send ``task_finished`` for a job whose final outcome was recorded away from
+    the thread that ran it (a timeout settled by its worker's loop)."""
+    from django.tasks import task_backends
+    from django.tasks.signals import task_finished
+
+    backend = task_backends[backend_alias]
+    try:
+        result = backend.get_result(str(job_id))
+    except Exception:
+        logger.exception("cannot read job %s to send task_finished", job_id)
+        return
+    send_task_signal(task_finished, type(backend), result)

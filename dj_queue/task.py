@@ -3,12 +3,14 @@
 On Django 6.1, ``@task(...)`` hands keyword arguments it does not know to the
 backend's ``task_class``; these fields receive dj_queue's per-task options. On
 Django 6.0 (or anywhere) the same options can be set as attributes of the
-wrapped function instead; ``dj_queue.concurrency.declared_options`` reads both.
+wrapped function instead; ``declared_options`` in ``dj_queue.concurrency`` and
+``dj_queue.retries`` read both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.tasks import Task
 
@@ -19,3 +21,10 @@ class DjQueueTask(Task):
     concurrency_limit: int | None = None
     concurrency_duration: float | None = None
     on_conflict: str | None = None
+    max_attempts: int | None = None
+    retry_delay: float | None = None
+    retry_max_delay: float | None = None
+    retry_jitter: bool | None = None
+    retry_backoff: Any = None
+    retry_on: Any = None
+    timeout: float | None = None

@@ -28,6 +28,11 @@ def remember(task: Task) -> None:
             _known.setdefault(path, task)
 
 
+def known_task(task_path: str) -> Task | None:
+    """The Task registered under ``task_path`` in this process, without importing."""
+    return _known.get(task_path)
+
+
 def known_tasks() -> list[Task]:
     """Every Task of a dj_queue backend imported so far."""
     with _lock:

@@ -12,6 +12,7 @@ from django.db.models import Case, Exists, Model, OuterRef, Q, QuerySet, Value, 
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
 
 from ..ids import parse_job_id
 from ..models import (
@@ -96,6 +97,7 @@ class JobAdmin(QueueModelAdmin):
         "queue_name",
         "priority",
         "state",
+        "attempts",
         "enqueued_at",
         "started_at",
         "finished_at",
@@ -108,6 +110,7 @@ class JobAdmin(QueueModelAdmin):
         "enqueued_at",
         "started_at",
         "finished_at",
+        "worker_ids",
     )
     list_filter = (JobStateFilter,)
     # Shown so the search box appears; the search itself is get_search_results.
@@ -150,6 +153,10 @@ class JobAdmin(QueueModelAdmin):
             },
         ),
         (
+            "Retries and timeout",
+            {"fields": ("attempts", "next_retry", "retry_policy_display", "timeout")},
+        ),
+        (
             "Timing",
             {
                 "fields": (
@@ -169,6 +176,9 @@ class JobAdmin(QueueModelAdmin):
     )
     readonly_fields = (
         "state",
+        "attempts",
+        "next_retry",
+        "retry_policy_display",
         "args_display",
         "kwargs_display",
         "return_value_display",
@@ -196,6 +206,28 @@ class JobAdmin(QueueModelAdmin):
     @admin.display(description="state")
     def state(self, obj: Job) -> str:
         return STATE_LABELS.get(getattr(obj, "job_state", ""), "—")
+
+    @admin.display(description="attempts")
+    def attempts(self, obj: Job) -> int:
+        return len(obj.worker_ids or [])
+
+    @admin.display(description="next retry")
+    def next_retry(self, obj: Job) -> str:
+        if not obj.worker_ids:
+            return "—"
+        scheduled = (
+            ScheduledExecution.objects.using(queue_database_alias())
+            .filter(job_id=obj.pk)
+            .values_list("scheduled_at", flat=True)
+            .first()
+        )
+        return "—" if scheduled is None else str(localtime(scheduled))
+
+    @admin.display(description="retry policy")
+    def retry_policy_display(self, obj: Job) -> SafeString | str:
+        if obj.retry_policy is None:
+            return "one attempt, no automatic retry"
+        return _json_block(obj.retry_policy)
 
     @admin.display(description="args")
     def args_display(self, obj: Job) -> SafeString:
@@ -232,8 +264,11 @@ class JobAdmin(QueueModelAdmin):
             return "—"
         return format_html_join(
             "",
-            "<p><strong>{}</strong></p><pre>{}</pre>",
-            ((e.get("exception_class_path", ""), e.get("traceback", "")) for e in errors),
+            "<p>attempt {}: <strong>{}</strong></p><pre>{}</pre>",
+            (
+                (number, e.get("exception_class_path", ""), e.get("traceback", ""))
+                for number, e in enumerate(errors, start=1)
+            ),
         )
 
     # Actions take the selection through the condition of the state they act on,

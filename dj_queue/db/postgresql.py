@@ -149,6 +149,8 @@ class PostgreSQLDriver(Driver):
         "args": "jsonb",
         "kwargs": "jsonb",
         "run_after": "timestamptz",
+        "retry_policy": "jsonb",
+        "timeout": "float8",
     }
     _EMPTY_JSON_LISTS = {"worker_ids", "errors"}
 
@@ -171,6 +173,8 @@ class PostgreSQLDriver(Driver):
                     "args": job.args,
                     "kwargs": job.kwargs,
                     "run_after": job.run_after.isoformat() if job.run_after else None,
+                    "retry_policy": job.retry_policy,
+                    "timeout": job.timeout,
                 }
                 for job in jobs
             ]

@@ -31,6 +31,10 @@ class Job(models.Model):
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
     concurrency_duration = models.FloatField(null=True, blank=True)
     concurrency_on_conflict = models.CharField(max_length=8, null=True, blank=True)
+    # The retry policy it was enqueued with (RetryPolicy.stored()); NULL: never retried.
+    retry_policy = models.JSONField(null=True, blank=True)
+    # Seconds one attempt may run; NULL: no limit.
+    timeout = models.FloatField(null=True, blank=True)
 
     enqueued_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)

@@ -217,6 +217,19 @@ def release_limited_jobs(alias: str, job_ids: Sequence[uuid.UUID], now: datetime
 # -- entry points: each a transaction of its own --------------------------------
 
 
+def give_back_slot(alias: str, limit: ConcurrencyLimit) -> int:
+    """Give back a slot its job no longer claims: that of an attempt stopped at
+    its timeout, kept until the attempt's code has actually stopped so the key
+    never runs more than its limit. Returns how many blocked jobs moved on."""
+    now = timezone.now()
+
+    def write() -> int:
+        with connections[alias].cursor() as cursor:
+            return release_slots(cursor, get_driver(alias), [limit], now)
+
+    return in_transaction(alias, write)
+
+
 @dataclass(frozen=True, slots=True)
 class MaintenanceReport:
     expired_semaphores: int  # rows found expired

@@ -1,10 +1,10 @@
-"""Job transitions: enqueue, finish, fail, retry and discard."""
+"""Job transitions: enqueue and finish; failing and retrying live in
+``failures``, operator actions in ``interventions``, all importable from here."""
 
 from __future__ import annotations
 
-import traceback
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,16 +14,9 @@ from django.utils import timezone
 
 from ..concurrency import ConcurrencyLimit
 from ..db import Completion, get_driver
-from ..models import (
-    ClaimedExecution,
-    FailedExecution,
-    Job,
-)
-from .concurrency import (
-    acquire_slots,
-    release_limited_jobs,
-    release_slots,
-)
+from .concurrency import acquire_slots, release_slots
+from .errors import JobError
+from .failures import FailOutcome, fail_claims, fail_job
 
 # Operator actions and pruning live in their own modules; these names stay
 # importable from here, where the README documents them.
@@ -51,6 +44,9 @@ class NewJob:
     kwargs: dict[str, Any]
     run_after: datetime | None
     concurrency: ConcurrencyLimit | None = None
+    # Written as they are to the job's columns of the same names.
+    retry_policy: dict[str, Any] | None = None
+    timeout: float | None = None
 
     # The job row's concurrency columns, read by the drivers' INSERTs.
     @property
@@ -71,38 +67,6 @@ class NewJob:
 
     def waits_until_later(self, now: datetime) -> bool:
         return self.run_after is not None and self.run_after > now
-
-
-@dataclass(frozen=True, slots=True)
-class JobError:
-    """What one failed attempt left behind."""
-
-    exception_class_path: str
-    message: str
-    traceback: str
-
-    @classmethod
-    def from_exception(cls, exc: BaseException) -> JobError:
-        kind = type(exc)
-        try:
-            message = str(exc)
-        except Exception:
-            message = f"<unprintable {kind.__qualname__}>"
-        return cls(
-            exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
-            message=_storable(message),
-            traceback=_storable("".join(traceback.format_exception(exc))),
-        )
-
-    def as_task_error(self) -> dict[str, str]:
-        return {"exception_class_path": self.exception_class_path, "traceback": self.traceback}
-
-
-def _storable(text: str) -> str:
-    """``text`` with what no database can store (NUL, lone surrogates) escaped,
-    so that recording an error can never fail on the error's own text."""
-    text = text.replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # Jobs per INSERT statement, so that one statement's JSON document stays modest.
@@ -212,69 +176,8 @@ def complete_job(
     return in_transaction(alias, write)
 
 
-def fail_job(
-    alias: str,
-    job_id: uuid.UUID,
-    process_id: int,
-    error: JobError,
-    *,
-    now: datetime | None = None,
-    limit: ConcurrencyLimit | None = None,
-) -> bool:
-    """Move a claimed job to failed, keeping the error, and give back its slot
-    if it is limited; False if the claim is gone."""
-    failed_at = now or timezone.now()
-
-    def write() -> bool:
-        if not _release_claim(alias, job_id, process_id):
-            return False
-        _record_failure(alias, job_id, error, failed_at)
-        if limit is not None:
-            with connections[alias].cursor() as cursor:
-                release_slots(cursor, get_driver(alias), [limit], failed_at)
-        return True
-
-    return in_transaction(alias, write)
-
-
-def fail_claims(alias: str, claims: Iterable[ClaimedExecution], error: JobError) -> int:
-    """Fail claimed jobs whose process is gone, giving back the slots of the
-    limited ones. Runs inside the caller's transaction."""
-    failed_at = timezone.now()
-    job_ids = []
-    for claim in claims:
-        ClaimedExecution.objects.using(alias).filter(pk=claim.pk)._raw_delete(alias)
-        _record_failure(alias, claim.job_id, error, failed_at)
-        job_ids.append(claim.job_id)
-    release_limited_jobs(alias, job_ids, failed_at)
-    return len(job_ids)
-
-
-def _release_claim(alias: str, job_id: uuid.UUID, process_id: int) -> bool:
-    with connections[alias].cursor() as cursor:
-        return get_driver(alias).release_claim(cursor, job_id, process_id)
-
-
-def _record_failure(alias: str, job_id: uuid.UUID, error: JobError, failed_at: datetime) -> None:
-    errors = (
-        Job.objects.using(alias)
-        .select_for_update()
-        .filter(pk=job_id)
-        .values_list("errors", flat=True)
-    )
-    history = list(errors[0] or []) if errors else []
-    history.append(error.as_task_error())
-    Job.objects.using(alias).filter(pk=job_id).update(finished_at=failed_at, errors=history)
-    FailedExecution.objects.using(alias).create(
-        job_id=job_id,
-        exception_class=error.exception_class_path[:255],
-        message=error.message,
-        traceback=error.traceback,
-        created_at=failed_at,
-    )
-
-
 __all__ = [
+    "FailOutcome",
     "JobError",
     "NewJob",
     "complete_job",

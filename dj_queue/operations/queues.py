@@ -22,6 +22,7 @@ class QueueFigures:
     oldest_ready_at: datetime | None
     paused: bool
     blocked: int  # jobs waiting for a concurrency slot
+    scheduled: int = 0  # jobs waiting for their run_after or for a retry's backoff
 
 
 def pause_queue(alias: str, name: str) -> bool:
@@ -86,6 +87,7 @@ def queue_figures(alias: str, name: str) -> QueueFigures:
         oldest_ready_at=figures["oldest"],
         paused=is_paused(alias, name),
         blocked=blocked_count(alias, name),
+        scheduled=scheduled_count(alias, name),
     )
 
 
@@ -93,6 +95,12 @@ def blocked_count(alias: str, name: str) -> int:
     driver = get_driver(alias)
     blocked = BlockedExecution.objects.using(alias).filter(*driver.queue_name_filters(name))
     return blocked.count()
+
+
+def scheduled_count(alias: str, name: str) -> int:
+    driver = get_driver(alias)
+    scheduled = ScheduledExecution.objects.using(alias).filter(*driver.queue_name_filters(name))
+    return scheduled.count()
 
 
 def known_queue_names(alias: str) -> list[str]:

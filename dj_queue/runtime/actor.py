@@ -40,6 +40,8 @@ class Actor:
         self.supervisor_id = supervisor_id
         self.process_id: int | None = None
         self.clean_exit = True
+        # Set by an actor that stops so as to be replaced (not a failure).
+        self.retired = False
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None

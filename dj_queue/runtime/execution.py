@@ -14,16 +14,19 @@ from django.tasks.base import TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
+from .. import retries
 from ..concurrency import ConcurrencyLimit
 from ..db import get_driver
+from ..exceptions import JobTimeoutError
 from ..models import Job
 from ..operations.claims import Claimant, complete_and_claim_next
-from ..operations.jobs import JobError, complete_job, fail_job
+from ..operations.jobs import FailOutcome, JobError, complete_job, fail_job
 from ..payload import normalize_payload
 from ..results import build_result
 from ..signals import send_task_signal
 from ..tasks_registry import resolve_task
 from .connections import drop_broken_connections
+from .deadlines import Deadlines
 
 logger = logging.getLogger("dj_queue")
 
@@ -39,6 +42,8 @@ class ExecutionContext:
     # thread's next job whenever ``claim_next()`` says more work is likely.
     claimant: Claimant | None = None
     claim_next: Callable[[], bool] = lambda: False
+    # Where attempts with a timeout are watched by their worker.
+    deadlines: Deadlines | None = None
 
 
 def execute_job(job: Job, context: ExecutionContext) -> Job | None:
@@ -57,14 +62,16 @@ def execute_job(job: Job, context: ExecutionContext) -> Job | None:
         sender = type(task.get_backend())
         send_task_signal(task_started, sender, task_result)
         try:
-            return_value = normalize_payload(_call(task, task_result), "return value")
+            return_value = normalize_payload(
+                _watched_call(context, job, task, task_result), "return value"
+            )
         except BaseException as exc:  # the task's own SystemExit fails its job too
-            _finish_failed(context, job, task_result, sender, exc)
+            _finish_failed(context, job, task_result, sender, exc, task)
             return None
         try:
             next_job = _complete(context, job, return_value)
         except DatabaseError as exc:  # the database refused to store the value
-            _finish_failed(context, job, task_result, sender, exc)
+            _finish_failed(context, job, task_result, sender, exc, task)
             return None
         _mark(task_result, TaskResultStatus.SUCCESSFUL)
         object.__setattr__(task_result, "_return_value", return_value)
@@ -117,18 +124,42 @@ def _claim_lost(job: Job) -> None:
     )
 
 
-def _fail(context: ExecutionContext, job: Job, exc: BaseException) -> JobError:
+def _fail(
+    context: ExecutionContext, job: Job, exc: BaseException, task: Task | None = None
+) -> tuple[JobError, FailOutcome | None]:
+    """Record the failed attempt: retried or failed, as the job's policy says."""
     error = JobError.from_exception(exc)
     limit = ConcurrencyLimit.of_job(job)
-    if (
-        _record(
-            context,
-            lambda: fail_job(context.alias, job.id, context.process_id, error, limit=limit),
+    backoff = _backoff(task)
+    outcome = _record(
+        context,
+        lambda: fail_job(
+            context.alias, job.id, context.process_id, error, limit=limit, backoff=backoff
+        ),
+    )
+    if outcome is None:
+        if isinstance(exc, JobTimeoutError):
+            # The worker recorded the timeout itself and stopped the attempt.
+            logger.info("job %s stopped after its timeout", job.id)
+        else:
+            _claim_lost(job)
+    elif outcome is FailOutcome.RETRYING:
+        logger.info(
+            "job %s (%s) failed attempt %d; retrying",
+            job.id,
+            job.task_path,
+            len(job.worker_ids or []),
         )
-        is False
-    ):
-        _claim_lost(job)
-    return error
+    return error, outcome
+
+
+def _backoff(task: Task | None) -> retries.Backoff | None:
+    if task is None:
+        return None
+    try:
+        return retries.options_for(task).backoff_function
+    except Exception:  # a declaration changed since the job was enqueued
+        return None
 
 
 def _finish_failed(
@@ -137,15 +168,27 @@ def _finish_failed(
     task_result: TaskResult,
     sender: type,
     exc: BaseException,
+    task: Task,
 ) -> None:
-    """Record a failure; called inside the ``except`` block that caught ``exc``,
-    as Django's log receiver for ``task_finished`` reads the active exception."""
-    error = _fail(context, job, exc)
+    """Record a failed attempt; called inside the ``except`` block that caught
+    ``exc``, as Django's log receiver for ``task_finished`` reads the active
+    exception. ``task_finished`` is sent for the final outcome only: not for an
+    attempt that is retried, nor for one whose outcome another process settled."""
+    error, outcome = _fail(context, job, exc, task)
+    if outcome is not FailOutcome.FAILED:
+        return
     _mark(task_result, TaskResultStatus.FAILED)
     task_result.errors.append(
         TaskError(exception_class_path=error.exception_class_path, traceback=error.traceback)
     )
     send_task_signal(task_finished, sender, task_result)
+
+
+def _watched_call(context: ExecutionContext, job: Job, task: Task, task_result: TaskResult) -> Any:
+    if context.deadlines is None or job.timeout is None:
+        return _call(task, task_result)
+    with context.deadlines.watch(job):
+        return _call(task, task_result)
 
 
 def _call(task: Task, task_result: TaskResult) -> Any:

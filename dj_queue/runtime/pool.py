@@ -58,10 +58,11 @@ class ExecutionPool[T]:
             self._busy += 1
         self._queue.put(item)
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no job runs; False if some still run after ``timeout``."""
+    def wait_idle(self, timeout: float, still_busy: Callable[[], int] = lambda: 0) -> bool:
+        """Wait until no job runs but the ``still_busy()`` ones, which are no
+        longer waited for; False if others still run after ``timeout``."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._busy == 0, timeout)
+            return self._lock.wait_for(lambda: self._busy <= still_busy(), timeout)
 
     def _run_one(self, item: T) -> T | None:
         """Run ``item``; return the next one this thread should run, if any."""

@@ -36,6 +36,9 @@ MAX_RESTART_DELAY = 60.0
 MAX_TICK = 1.0
 # Time for workers to deregister after their own shutdown_timeout, before a kill.
 SHUTDOWN_GRACE = 3.0
+# A forked child's exit status when it stopped to be replaced (a worker after a
+# timeout): started again at once, not counted as a crash.
+RETIRED_EXIT_CODE = 75
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class Ending:
     description: str
     clean: bool
     runtime: float = field(default=0.0)
+    retired: bool = False
 
 
 class Supervisor(Actor):
@@ -130,7 +134,11 @@ class Supervisor(Actor):
                         Slot(
                             f"worker[{index}]#{number}",
                             lambda sid, w=worker: Worker(  # type: ignore[misc]
-                                backend_alias=alias, config=config, worker=w, supervisor_id=sid
+                                backend_alias=alias,
+                                config=config,
+                                worker=w,
+                                supervisor_id=sid,
+                                retire_on_timeout=self.mode == "fork",
                             ),
                         )
                     )
@@ -243,6 +251,13 @@ class Supervisor(Actor):
         if self.stopping:
             if not ending.clean:
                 self.clean_exit = False
+            return
+        if ending.retired:
+            slot.failures = 0
+            slot.start_at = time.monotonic()
+            logger.info(
+                "%s retired name=%s slot=%s; replacing it", actor.kind, actor.name, slot.label
+            )
             return
         ran_for = time.monotonic() - slot.started_at
         slot.failures = slot.failures + 1 if ran_for < STABLE_AFTER else 1

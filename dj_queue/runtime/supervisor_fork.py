@@ -13,7 +13,7 @@ from django.db import connections
 
 from .actor import Actor
 from .selfpipe import SelfPipe, install_stop_handlers
-from .supervisor_base import Ending, Slot, Supervisor
+from .supervisor_base import RETIRED_EXIT_CODE, Ending, Slot, Supervisor
 
 logger = logging.getLogger("dj_queue")
 
@@ -61,9 +61,12 @@ class ForkSupervisor(Supervisor):
             code = os.waitstatus_to_exitcode(status)
             if code < 0:
                 description = f"was killed by {signal.Signals(-code).name}"
+            elif code == RETIRED_EXIT_CODE:
+                description = "retired to be replaced"
             else:
                 description = f"exited with status {code}"
-            endings.append(Ending(slot, description, code == 0))
+            retired = code == RETIRED_EXIT_CODE
+            endings.append(Ending(slot, description, code == 0 or retired, retired=retired))
         return endings
 
     def _signal_children(self, signum: int) -> None:
@@ -110,7 +113,7 @@ def _run_child(actor: Actor, parent_pid: int) -> None:
                 logger.error("%s stopping name=%s reason=supervisor-gone", actor.kind, actor.name)
                 actor.stop()
         thread.join()
-        code = 0 if actor.clean_exit else 1
+        code = RETIRED_EXIT_CODE if actor.retired else 0 if actor.clean_exit else 1
     except BaseException:
         logger.exception("%s crashed name=%s", actor.kind, actor.name)
     finally:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from django.db import DatabaseError
 
+from ..concurrency import ConcurrencyLimit
 from ..config import QueueConfig, WorkerConfig
 from ..db import get_driver
+from ..exceptions import JobTimeoutError
 from ..models import Job
 from ..operations.claims import Claimant, claim_jobs
+from ..operations.concurrency import give_back_slot
+from ..operations.jobs import FailOutcome, JobError, fail_job
+from ..signals import send_finished_signal
 from .actor import Actor
+from .deadlines import Attempt, Deadlines
 from .execution import ExecutionContext, execute_job
 from .pool import ExecutionPool
 from .silence import polling
@@ -30,9 +37,15 @@ class Worker(Actor):
         config: QueueConfig,
         worker: WorkerConfig,
         supervisor_id: int | None = None,
+        retire_on_timeout: bool = False,
     ) -> None:
         super().__init__(backend_alias=backend_alias, config=config, supervisor_id=supervisor_id)
         self.worker = worker
+        # In its own process (fork mode), a worker that had to stop an overrunning
+        # attempt retires: code stuck where no exception reaches it ends with
+        # the process, and the supervisor starts a fresh worker in its place.
+        self.retire_on_timeout = retire_on_timeout
+        self.deadlines = Deadlines(self._give_back_slot)
         self._pool: ExecutionPool[Job] | None = None
         self.listener: ReadyListener | None = None
         # Set while every thread is busy: a finishing job then wakes the claim loop.
@@ -64,6 +77,7 @@ class Worker(Actor):
                     skip_locked=self.config.use_skip_locked,
                 ),
                 claim_next=lambda: self._saturated and not self.stopping,
+                deadlines=self.deadlines,
             )
             self._pool = ExecutionPool(
                 self.worker.threads,
@@ -99,17 +113,78 @@ class Worker(Actor):
 
     def step(self) -> None:
         pool = self._pool_or_start()
+        self._stop_overdue()
+        if self.stopping:
+            return
         idle = pool.idle
         if idle == 0:
             self._saturated = True
-            self.sleep(self.worker.polling_interval)
+            self.sleep(self._wait())
             return
         jobs = self._claim(idle)
         for job in jobs:
             pool.submit(job)
         self._saturated = len(jobs) == idle
         if not self._saturated:
-            self.sleep(self.worker.polling_interval)
+            self.sleep(self._wait())
+
+    def _wait(self) -> float:
+        """The polling interval, or less when an attempt's deadline comes sooner."""
+        wait = self.worker.polling_interval
+        deadline = self.deadlines.next_deadline()
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.monotonic()) + 0.01)
+        return wait
+
+    def _stop_overdue(self) -> None:
+        """Fail each attempt past its deadline (retried if its policy allows), then
+        stop its code; the attempt's own late outcome finds its claim gone."""
+        for attempt in self.deadlines.overdue():
+            job = attempt.job
+            error = JobError.from_exception(
+                JobTimeoutError(
+                    f"The attempt ran past its timeout of {attempt.timeout:g}s and was stopped."
+                )
+            )
+            try:
+                # A limited job keeps its slot until its code has stopped.
+                outcome = fail_job(self.alias, job.id, self._process_id(), error)
+            except DatabaseError as exc:
+                # Tried again at the next round; the attempt stays overdue.
+                self.deadlines.watch_again(attempt)
+                self._on_error(exc, f"worker {self.name} recording a timeout")
+                continue
+            if outcome is not None:
+                self.deadlines.settled(attempt, slot_kept=ConcurrencyLimit.of_job(job) is not None)
+            interrupted = self.deadlines.interrupt(attempt)
+            logger.warning(
+                "job %s (%s) ran past its timeout of %gs: %s%s",
+                job.id,
+                job.task_path,
+                attempt.timeout,
+                {
+                    None: "it had already ended",
+                    FailOutcome.RETRYING: "retrying it",
+                    FailOutcome.FAILED: "failed it",
+                }[outcome],
+                "" if interrupted or outcome is None else ", its thread did not stop yet",
+            )
+            if outcome is FailOutcome.FAILED:
+                send_finished_signal(self.backend_alias, job.id)
+            if outcome is not None and self.retire_on_timeout and not self.retired:
+                logger.warning("worker %s retiring to be replaced after a timeout", self.name)
+                self.retired = True
+                self.stop()
+
+    def _give_back_slot(self, attempt: Attempt) -> None:
+        limit = ConcurrencyLimit.of_job(attempt.job)
+        if limit is None:
+            return
+        try:
+            give_back_slot(self.alias, limit)
+        except Exception as exc:
+            # The slot expires after its concurrency_duration instead.
+            self._on_error(exc, f"worker {self.name} giving back the slot of {limit.key!r}")
 
     def _start_listener(self) -> None:
         if self.config.listen_notify and get_driver(self.alias).supports_notify:
@@ -122,11 +197,14 @@ class Worker(Actor):
         if self._pool is None:
             return
         timeout = self.config.shutdown_timeout
-        if not self._pool.wait_idle(timeout):
+        # Attempts stopped at their timeout are settled already: only the
+        # others are waited for.
+        if not self._pool.wait_idle(timeout, still_busy=self.deadlines.stuck):
             self.clean_exit = False
             logger.warning(
                 "worker %s still had jobs running after shutdown_timeout (%gs)",
                 self.name,
                 timeout,
             )
+        self.deadlines.give_back_stuck()
         self._pool.close()

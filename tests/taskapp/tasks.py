@@ -155,3 +155,132 @@ def report_pid():
     import os
 
     return os.getpid()
+
+
+# -- retries and timeouts --------------------------------------------------------
+
+
+@task(takes_context=True)
+def flaky(context: TaskContext, failures):
+    """Fails its first ``failures`` attempts, then returns the attempt number."""
+    if context.attempt <= failures:
+        raise ValueError(f"attempt {context.attempt} fails")
+    return context.attempt
+
+
+flaky.func.max_attempts = 3
+flaky.func.retry_delay = 0
+
+
+@task
+def picky(kind):
+    """Retried for ValueError only."""
+    raise {"value": ValueError, "type": TypeError}[kind](kind)
+
+
+picky.func.max_attempts = 3
+picky.func.retry_delay = 0
+picky.func.retry_on = [ValueError]
+
+
+@task(takes_context=True)
+def crash_once(context: TaskContext, marker):
+    """Attempt 1 writes its pid to ``marker`` and waits to be killed; later ones return."""
+    import os
+
+    if context.attempt == 1:
+        with open(marker, "w") as out:
+            out.write(str(os.getpid()))
+        time.sleep(60)
+    return context.attempt
+
+
+crash_once.func.max_attempts = 2
+crash_once.func.retry_delay = 0
+
+
+@task(takes_context=True)
+def crash_never_retried(context: TaskContext, marker):
+    import os
+
+    with open(marker, "w") as out:
+        out.write(str(os.getpid()))
+    time.sleep(60)
+    return context.attempt
+
+
+crash_never_retried.func.max_attempts = 2
+crash_never_retried.func.retry_delay = 0
+crash_never_retried.func.retry_on = [ValueError]
+
+
+@task
+def overrun(seconds):
+    """Blocks in one C call (time.sleep): no exception reaches it before it returns."""
+    time.sleep(seconds)
+    return "finished anyway"
+
+
+overrun.func.timeout = 1
+
+
+@task
+def overrun_in_python(seconds):
+    """Runs Python code throughout: an exception raised in its thread stops it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "finished anyway"
+
+
+overrun_in_python.func.timeout = 1
+
+
+def linear_backoff(attempt, exception):
+    return 0.1 * attempt
+
+
+@task(takes_context=True)
+def with_backoff(context: TaskContext):
+    if context.attempt < 3:
+        raise ValueError("again")
+    return context.attempt
+
+
+with_backoff.func.max_attempts = 3
+with_backoff.func.retry_backoff = "tests.taskapp.tasks.linear_backoff"
+
+
+def _logged_overrun(key, n, seconds, ledger):
+    """Like _logged_run, in Python code throughout (so a timeout's exception
+    stops it) and logging its end however it ends."""
+    import os
+
+    with open(ledger, "a") as out:
+        out.write(f"start {key} {n} {time.time_ns()} {os.getpid()}\n")
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        with open(ledger, "a") as out:
+            out.write(f"end {key} {n} {time.time_ns()} {os.getpid()}\n")
+
+
+@task(takes_context=True)
+def limited_flaky(context: TaskContext, key, n, seconds, ledger):
+    """Limited to one per key; the first attempt overruns its timeout, the
+    second fails, the third succeeds."""
+    if context.attempt == 1:
+        _logged_overrun(key, n, 3, ledger)
+    _logged_run(key, n, seconds, ledger)
+    if context.attempt == 2:
+        raise ValueError("second attempt fails")
+    return n
+
+
+limited_flaky.func.concurrency_key = "flaky:{key}"
+limited_flaky.func.max_attempts = 3
+limited_flaky.func.retry_delay = 0
+limited_flaky.func.timeout = 1
+MARKER = "not callable"

@@ -1,0 +1,140 @@
+"""Failed attempts: a job either ends failed or, when its retry policy grants
+another attempt, goes back to scheduled — in the transaction that takes its
+claim away, so it holds exactly one state row throughout."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import connections
+from django.utils import timezone
+
+from ..concurrency import ConcurrencyLimit
+from ..db import get_driver
+from ..models import ClaimedExecution, FailedExecution, Job, ScheduledExecution
+from ..retries import Backoff, RetryPolicy
+from ..tasks_registry import known_task
+from .concurrency import release_limited_jobs, release_slots
+from .errors import JobError
+from .transactions import in_transaction
+
+
+class FailOutcome(enum.StrEnum):
+    """Where a failed attempt left its job."""
+
+    FAILED = "failed"  # no attempt left (or the error is not retried): ends FAILED
+    RETRYING = "retrying"  # scheduled for another attempt after its backoff
+
+
+def fail_job(
+    alias: str,
+    job_id: uuid.UUID,
+    process_id: int,
+    error: JobError,
+    *,
+    now: datetime | None = None,
+    limit: ConcurrencyLimit | None = None,
+    backoff: Backoff | None = None,
+) -> FailOutcome | None:
+    """Record a claimed job's failed attempt: retried if its policy allows,
+    failed otherwise; a limited job gives back its slot either way (a retry
+    takes one again when it is due). ``backoff`` is the task's own delay
+    function, if it declares one. None, changing nothing, if the claim is gone."""
+    failed_at = now or timezone.now()
+
+    def write() -> FailOutcome | None:
+        with connections[alias].cursor() as cursor:
+            if not get_driver(alias).release_claim(cursor, job_id, process_id):
+                return None
+            outcome = _settle(alias, job_id, error, failed_at, backoff)
+            if limit is not None:
+                release_slots(cursor, get_driver(alias), [limit], failed_at)
+        return outcome
+
+    return in_transaction(alias, write)
+
+
+def fail_claims(alias: str, claims: Iterable[ClaimedExecution], error: JobError) -> int:
+    """Settle the claims of a process that is gone: each is a failed attempt of
+    its job, retried when the job's policy allows it for this error. Limited
+    jobs give back their slots. Runs inside the caller's transaction; returns
+    how many claims it settled."""
+    failed_at = timezone.now()
+    job_ids = []
+    for claim in claims:
+        ClaimedExecution.objects.using(alias).filter(pk=claim.pk)._raw_delete(alias)
+        _settle(alias, claim.job_id, error, failed_at, None)
+        job_ids.append(claim.job_id)
+    release_limited_jobs(alias, job_ids, failed_at)
+    return len(job_ids)
+
+
+def _settle(
+    alias: str,
+    job_id: uuid.UUID,
+    error: JobError,
+    failed_at: datetime,
+    backoff: Backoff | None,
+) -> FailOutcome:
+    """Append the attempt's error and move the unclaimed job on: to scheduled
+    for a retry, or to failed."""
+    row = (
+        Job.objects.using(alias)
+        .select_for_update()
+        .filter(pk=job_id)
+        .values_list(
+            "errors", "worker_ids", "retry_policy", "timeout", "task_path", "queue_name", "priority"
+        )
+        .first()
+    )
+    if row is None:
+        # Deleted under the claim (a hand-made change): nothing left to record.
+        return FailOutcome.FAILED
+    errors, worker_ids, stored_policy, timeout, task_path, queue_name, priority = row
+    history = [*(errors or []), error.as_task_error()]
+    jobs = Job.objects.using(alias).filter(pk=job_id)
+    policy = RetryPolicy.of_row(stored_policy, timeout)
+    attempts = len(worker_ids or [])
+    if policy.should_retry(error.class_lineage, attempts):
+        if backoff is None and policy.backoff is not None:
+            backoff = _backoff_of(task_path, policy.backoff)
+        delay = policy.delay_after(attempts, error.exception, backoff)
+        jobs.update(errors=history)
+        ScheduledExecution.objects.using(alias).create(
+            job_id=job_id,
+            queue_name=queue_name,
+            priority=priority,
+            scheduled_at=failed_at + timedelta(seconds=delay),
+            created_at=failed_at,
+        )
+        return FailOutcome.RETRYING
+    jobs.update(finished_at=failed_at, errors=history)
+    FailedExecution.objects.using(alias).create(
+        job_id=job_id,
+        exception_class=error.exception_class_path[:255],
+        message=error.message,
+        traceback=error.traceback,
+        created_at=failed_at,
+    )
+    return FailOutcome.FAILED
+
+
+def _backoff_of(task_path: str, stored_path: str) -> Backoff | None:
+    """The backoff function of a task this process has imported, if it is the
+    one the job was enqueued with. Never imported from the row: a stored path
+    must not make a process import or call arbitrary code."""
+    from ..retries import options_for
+
+    task = known_task(task_path)
+    if task is None:
+        return None
+    try:
+        options = options_for(task)
+    except Exception:
+        return None
+    if dict(options.values).get("backoff") != stored_path:
+        return None
+    return options.backoff_function
