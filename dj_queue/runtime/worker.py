@@ -176,6 +176,20 @@ class Worker(Actor):
                 self.retired = True
                 self.stop()
 
+    def _drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the jobs in flight, still stopping those
+        that run past their own timeout meanwhile. Attempts stopped at their
+        timeout are settled already: only the others are waited for."""
+        assert self._pool is not None
+        end = time.monotonic() + timeout
+        while True:
+            self._stop_overdue()
+            left = end - time.monotonic()
+            if left <= 0:
+                return self._pool.wait_idle(0, still_busy=self.deadlines.stuck)
+            if self._pool.wait_idle(min(left, self._wait()), still_busy=self.deadlines.stuck):
+                return True
+
     def _give_back_slot(self, attempt: Attempt) -> None:
         limit = ConcurrencyLimit.of_job(attempt.job)
         if limit is None:
@@ -197,9 +211,7 @@ class Worker(Actor):
         if self._pool is None:
             return
         timeout = self.config.shutdown_timeout
-        # Attempts stopped at their timeout are settled already: only the
-        # others are waited for.
-        if not self._pool.wait_idle(timeout, still_busy=self.deadlines.stuck):
+        if not self._drain(timeout):
             self.clean_exit = False
             logger.warning(
                 "worker %s still had jobs running after shutdown_timeout (%gs)",
