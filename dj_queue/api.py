@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from .backend import DjQueueBackend
 from .exceptions import ConfigurationError
+from .ids import parse_job_id
+from .operations import cancellation
 from .operations import queues as queue_operations
 from .operations import recurring as recurring_operations
 from .payload import normalize_arguments
@@ -20,6 +22,9 @@ from .recurring import validate_definition
 
 __all__ = [
     "QueueInfo",
+    "cancel_job",
+    "cancel_jobs",
+    "cancel_requested",
     "enqueue_on_commit",
     "schedule_recurring_task",
     "unschedule_recurring_task",
@@ -190,3 +195,37 @@ def unschedule_recurring_task(key: str, *, backend: str = "default") -> bool:
     Needs ``scheduler.dynamic_tasks_enabled``; a static key cannot be removed here."""
     queue_backend = _dynamic_backend(backend)
     return recurring_operations.delete_dynamic_task(queue_backend.database_alias, key)
+
+
+def cancel_job(job_id: str, *, backend: str = "default") -> bool:
+    """Cancel one job: a waiting job ends FAILED with JobCancelledError now; a
+    running one is asked to stop and ends so once its worker notices (within
+    about a polling interval). False for a finished job (cancelling twice is
+    harmless); TaskResultDoesNotExist for an id that names no job."""
+    from django.tasks.exceptions import TaskResultDoesNotExist
+
+    from .models import Job
+
+    alias = _database_alias(backend)
+    parsed = parse_job_id(job_id)
+    if parsed is None:
+        raise TaskResultDoesNotExist(job_id)
+    if cancellation.cancel_jobs(alias, [parsed]):
+        return True
+    if not Job.objects.using(alias).filter(pk=parsed).exists():
+        raise TaskResultDoesNotExist(job_id)
+    return False
+
+
+def cancel_jobs(job_ids: Sequence[str], *, backend: str = "default") -> int:
+    """Cancel many jobs (as ``cancel_job``); returns how many were cancelled or
+    asked to stop. Finished jobs and ids that name no job are skipped."""
+    parsed = [job_id for value in job_ids if (job_id := parse_job_id(value)) is not None]
+    return cancellation.cancel_jobs(_database_alias(backend), parsed)
+
+
+def cancel_requested(job_id: str, *, backend: str = "default") -> bool:
+    """Whether the running job ``job_id`` has been asked to stop: a task that
+    wants to wind down on its own terms can poll this between steps."""
+    parsed = parse_job_id(job_id)
+    return parsed is not None and cancellation.cancel_requested(_database_alias(backend), parsed)

@@ -43,3 +43,8 @@ class ProcessPrunedError(ProcessExitError):
 class JobTimeoutError(DjQueueError):
     """Recorded on a job whose attempt ran past its task's ``timeout``; raised in
     the attempt's thread to stop it."""
+
+
+class JobCancelledError(DjQueueError):
+    """Recorded on a job that was cancelled; raised in a running job's thread to
+    stop it. A cancelled job is never retried."""

@@ -23,6 +23,7 @@ from ..models import (
     ReadyExecution,
     ScheduledExecution,
 )
+from ..operations.cancellation import cancel_jobs
 from ..operations.jobs import discard_failed_jobs, discard_waiting_jobs, retry_failed_jobs
 from ..operations.routing import queue_database_alias
 from .actions import (
@@ -120,6 +121,7 @@ class JobAdmin(QueueModelAdmin):
     ordering = ("-id",)
     sortable_by = ("id",)
     actions = (
+        "cancel",
         "retry_failed",
         "discard_failed",
         "discard_waiting",
@@ -153,8 +155,16 @@ class JobAdmin(QueueModelAdmin):
             },
         ),
         (
-            "Retries and timeout",
-            {"fields": ("attempts", "next_retry", "retry_policy_display", "timeout")},
+            "Retries, timeout and cancel",
+            {
+                "fields": (
+                    "attempts",
+                    "next_retry",
+                    "retry_policy_display",
+                    "timeout",
+                    "cancel_request",
+                )
+            },
         ),
         (
             "Timing",
@@ -179,6 +189,7 @@ class JobAdmin(QueueModelAdmin):
         "attempts",
         "next_retry",
         "retry_policy_display",
+        "cancel_request",
         "args_display",
         "kwargs_display",
         "return_value_display",
@@ -222,6 +233,16 @@ class JobAdmin(QueueModelAdmin):
             .first()
         )
         return "—" if scheduled is None else str(localtime(scheduled))
+
+    @admin.display(description="cancel requested")
+    def cancel_request(self, obj: Job) -> str:
+        requested = (
+            ClaimedExecution.objects.using(queue_database_alias())
+            .filter(job_id=obj.pk)
+            .values_list("cancel_requested_at", flat=True)
+            .first()
+        )
+        return "—" if requested is None else str(localtime(requested))
 
     @admin.display(description="retry policy")
     def retry_policy_display(self, obj: Job) -> SafeString | str:
@@ -306,6 +327,21 @@ class JobAdmin(QueueModelAdmin):
         done = discard_waiting_jobs(ids, using=queue_database_alias())
         note = _skipped_note(selected, done, "not waiting")
         _report(self, request, done, f"Discarded {_plural(done, 'waiting job')}.{note}")
+
+    @admin.action(permissions=["change"], description="Cancel selected unfinished jobs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        selected = _selection_size(queryset)
+        unfinished = Q(finished_at__isnull=True)
+        ids = self._ids(queryset, unfinished)
+        done = cancel_jobs(queue_database_alias(), ids)
+        note = _skipped_note(selected, done, "finished")
+        _report(
+            self,
+            request,
+            done,
+            f"Cancelled {_plural(done, 'job')} (a running job stops once its worker "
+            f"notices).{note}",
+        )
 
     @admin.action(
         permissions=["change"],

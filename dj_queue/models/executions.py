@@ -49,6 +49,8 @@ class ClaimedExecution(models.Model):
     # PROTECT: a process row is removed only after its claims were settled.
     process = models.ForeignKey(Process, on_delete=models.PROTECT, related_name="claims")
     created_at = models.DateTimeField()
+    # Set by cancel_job: the worker holding the claim stops the job when it sees it.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "dj_queue_claimed_execution"

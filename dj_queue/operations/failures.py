@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from ..concurrency import ConcurrencyLimit
 from ..db import get_driver
+from ..exceptions import JobCancelledError
 from ..models import ClaimedExecution, FailedExecution, Job, ScheduledExecution
 from ..retries import Backoff, RetryPolicy
 from ..tasks_registry import known_task
@@ -38,18 +39,20 @@ def fail_job(
     now: datetime | None = None,
     limit: ConcurrencyLimit | None = None,
     backoff: Backoff | None = None,
+    final: bool = False,
 ) -> FailOutcome | None:
-    """Record a claimed job's failed attempt: retried if its policy allows,
-    failed otherwise; a limited job gives back its slot either way (a retry
-    takes one again when it is due). ``backoff`` is the task's own delay
-    function, if it declares one. None, changing nothing, if the claim is gone."""
+    """Record a claimed job's failed attempt: retried if its policy allows (and
+    not ``final``, as for a cancelled job), failed otherwise; a limited job
+    gives back its slot either way (a retry takes one again when it is due).
+    ``backoff`` is the task's own delay function, if it declares one. None,
+    changing nothing, if the claim is gone."""
     failed_at = now or timezone.now()
 
     def write() -> FailOutcome | None:
         with connections[alias].cursor() as cursor:
             if not get_driver(alias).release_claim(cursor, job_id, process_id):
                 return None
-            outcome = _settle(alias, job_id, error, failed_at, backoff)
+            outcome = settle(alias, job_id, error, failed_at, backoff, final=final)
             if limit is not None:
                 release_slots(cursor, get_driver(alias), [limit], failed_at)
         return outcome
@@ -59,28 +62,39 @@ def fail_job(
 
 def fail_claims(alias: str, claims: Iterable[ClaimedExecution], error: JobError) -> int:
     """Settle the claims of a process that is gone: each is a failed attempt of
-    its job, retried when the job's policy allows it for this error. Limited
-    jobs give back their slots. Runs inside the caller's transaction; returns
-    how many claims it settled."""
+    its job, retried when the job's policy allows it for this error; a job
+    whose cancel was requested ends failed as cancelled. Limited jobs give back
+    their slots. Runs inside the caller's transaction; returns how many claims
+    it settled."""
     failed_at = timezone.now()
     job_ids = []
     for claim in claims:
         ClaimedExecution.objects.using(alias).filter(pk=claim.pk)._raw_delete(alias)
-        _settle(alias, claim.job_id, error, failed_at, None)
+        if claim.cancel_requested_at is not None:
+            settle(alias, claim.job_id, cancelled_error(running=True), failed_at, None, final=True)
+        else:
+            settle(alias, claim.job_id, error, failed_at, None)
         job_ids.append(claim.job_id)
     release_limited_jobs(alias, job_ids, failed_at)
     return len(job_ids)
 
 
-def _settle(
+def cancelled_error(*, running: bool) -> JobError:
+    when = "while it ran" if running else "before it ran"
+    return JobError.from_exception(JobCancelledError(f"The job was cancelled {when}."))
+
+
+def settle(
     alias: str,
     job_id: uuid.UUID,
     error: JobError,
     failed_at: datetime,
     backoff: Backoff | None,
+    *,
+    final: bool = False,
 ) -> FailOutcome:
-    """Append the attempt's error and move the unclaimed job on: to scheduled
-    for a retry, or to failed."""
+    """Append the attempt's error and move the job, which holds no state row
+    any more, on: to scheduled for a retry, or (``final``: always) to failed."""
     row = (
         Job.objects.using(alias)
         .select_for_update()
@@ -98,7 +112,7 @@ def _settle(
     jobs = Job.objects.using(alias).filter(pk=job_id)
     policy = RetryPolicy.of_row(stored_policy, timeout)
     attempts = len(worker_ids or [])
-    if policy.should_retry(error.class_lineage, attempts):
+    if not final and policy.should_retry(error.class_lineage, attempts):
         if backoff is None and policy.backoff is not None:
             backoff = _backoff_of(task_path, policy.backoff)
         delay = policy.delay_after(attempts, error.exception, backoff)

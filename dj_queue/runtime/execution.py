@@ -17,7 +17,7 @@ from django.utils import timezone
 from .. import retries
 from ..concurrency import ConcurrencyLimit
 from ..db import get_driver
-from ..exceptions import JobTimeoutError
+from ..exceptions import JobCancelledError, JobTimeoutError
 from ..models import Job
 from ..operations.claims import Claimant, complete_and_claim_next
 from ..operations.jobs import FailOutcome, JobError, complete_job, fail_job
@@ -25,8 +25,8 @@ from ..payload import normalize_payload
 from ..results import build_result
 from ..signals import send_task_signal
 from ..tasks_registry import resolve_task
+from .attempts import RunningAttempts
 from .connections import drop_broken_connections
-from .deadlines import Deadlines
 
 logger = logging.getLogger("dj_queue")
 
@@ -42,8 +42,8 @@ class ExecutionContext:
     # thread's next job whenever ``claim_next()`` says more work is likely.
     claimant: Claimant | None = None
     claim_next: Callable[[], bool] = lambda: False
-    # Where attempts with a timeout are watched by their worker.
-    deadlines: Deadlines | None = None
+    # Where its worker watches each attempt (for timeouts and cancel requests).
+    attempts: RunningAttempts | None = None
 
 
 def execute_job(job: Job, context: ExecutionContext) -> Job | None:
@@ -138,9 +138,10 @@ def _fail(
         ),
     )
     if outcome is None:
-        if isinstance(exc, JobTimeoutError):
-            # The worker recorded the timeout itself and stopped the attempt.
-            logger.info("job %s stopped after its timeout", job.id)
+        if isinstance(exc, JobTimeoutError | JobCancelledError):
+            # The worker recorded the outcome itself and stopped the attempt.
+            reason = "its timeout" if isinstance(exc, JobTimeoutError) else "its cancel"
+            logger.info("job %s stopped after %s", job.id, reason)
         else:
             _claim_lost(job)
     elif outcome is FailOutcome.RETRYING:
@@ -185,9 +186,9 @@ def _finish_failed(
 
 
 def _watched_call(context: ExecutionContext, job: Job, task: Task, task_result: TaskResult) -> Any:
-    if context.deadlines is None or job.timeout is None:
+    if context.attempts is None:
         return _call(task, task_result)
-    with context.deadlines.watch(job):
+    with context.attempts.watch(job):
         return _call(task, task_result)
 
 

@@ -11,14 +11,15 @@ from django.db import DatabaseError
 from ..concurrency import ConcurrencyLimit
 from ..config import QueueConfig, WorkerConfig
 from ..db import get_driver
-from ..exceptions import JobTimeoutError
+from ..exceptions import JobCancelledError, JobTimeoutError
 from ..models import Job
+from ..operations.cancellation import cancel_requests
 from ..operations.claims import Claimant, claim_jobs
 from ..operations.concurrency import give_back_slot
 from ..operations.jobs import FailOutcome, JobError, fail_job
 from ..signals import send_finished_signal
 from .actor import Actor
-from .deadlines import Attempt, Deadlines
+from .attempts import Attempt, RunningAttempts
 from .execution import ExecutionContext, execute_job
 from .pool import ExecutionPool
 from .silence import polling
@@ -45,7 +46,7 @@ class Worker(Actor):
         # attempt retires: code stuck where no exception reaches it ends with
         # the process, and the supervisor starts a fresh worker in its place.
         self.retire_on_timeout = retire_on_timeout
-        self.deadlines = Deadlines(self._give_back_slot)
+        self.attempts = RunningAttempts(self._give_back_slot)
         self._pool: ExecutionPool[Job] | None = None
         self.listener: ReadyListener | None = None
         # Set while every thread is busy: a finishing job then wakes the claim loop.
@@ -77,7 +78,7 @@ class Worker(Actor):
                     skip_locked=self.config.use_skip_locked,
                 ),
                 claim_next=lambda: self._saturated and not self.stopping,
-                deadlines=self.deadlines,
+                attempts=self.attempts,
             )
             self._pool = ExecutionPool(
                 self.worker.threads,
@@ -114,6 +115,7 @@ class Worker(Actor):
     def step(self) -> None:
         pool = self._pool_or_start()
         self._stop_overdue()
+        self._stop_cancelled()
         if self.stopping:
             return
         idle = pool.idle
@@ -131,50 +133,62 @@ class Worker(Actor):
     def _wait(self) -> float:
         """The polling interval, or less when an attempt's deadline comes sooner."""
         wait = self.worker.polling_interval
-        deadline = self.deadlines.next_deadline()
+        deadline = self.attempts.next_deadline()
         if deadline is not None:
             wait = min(wait, max(0.0, deadline - time.monotonic()) + 0.01)
         return wait
 
     def _stop_overdue(self) -> None:
-        """Fail each attempt past its deadline (retried if its policy allows), then
-        stop its code; the attempt's own late outcome finds its claim gone."""
-        for attempt in self.deadlines.overdue():
-            job = attempt.job
-            error = JobError.from_exception(
-                JobTimeoutError(
-                    f"The attempt ran past its timeout of {attempt.timeout:g}s and was stopped."
-                )
+        """Fail each attempt past its deadline (retried if its policy allows)
+        and stop its code; the attempt's own late outcome finds its claim gone."""
+        for attempt in self.attempts.overdue():
+            message = f"The attempt ran past its timeout of {attempt.timeout:g}s and was stopped."
+            self._stop(attempt, JobTimeoutError(message), final=False)
+
+    def _stop_cancelled(self) -> None:
+        """Fail each running job whose cancel was requested (never retried) and
+        stop its code. Asked only while something runs: one indexed read."""
+        if not self.attempts.running():
+            return
+        requested = cancel_requests(self.alias, self._process_id())
+        for attempt in self.attempts.take(requested):
+            self._stop(
+                attempt, JobCancelledError("The job was cancelled while it ran."), final=True
             )
-            try:
-                # A limited job keeps its slot until its code has stopped.
-                outcome = fail_job(self.alias, job.id, self._process_id(), error)
-            except DatabaseError as exc:
-                # Tried again at the next round; the attempt stays overdue.
-                self.deadlines.watch_again(attempt)
-                self._on_error(exc, f"worker {self.name} recording a timeout")
-                continue
-            if outcome is not None:
-                self.deadlines.settled(attempt, slot_kept=ConcurrencyLimit.of_job(job) is not None)
-            interrupted = self.deadlines.interrupt(attempt)
-            logger.warning(
-                "job %s (%s) ran past its timeout of %gs: %s%s",
-                job.id,
-                job.task_path,
-                attempt.timeout,
-                {
-                    None: "it had already ended",
-                    FailOutcome.RETRYING: "retrying it",
-                    FailOutcome.FAILED: "failed it",
-                }[outcome],
-                "" if interrupted or outcome is None else ", its thread did not stop yet",
+
+    def _stop(self, attempt: Attempt, exc: Exception, *, final: bool) -> None:
+        job = attempt.job
+        try:
+            # A limited job keeps its slot until its code has stopped.
+            outcome = fail_job(
+                self.alias, job.id, self._process_id(), JobError.from_exception(exc), final=final
             )
-            if outcome is FailOutcome.FAILED:
-                send_finished_signal(self.backend_alias, job.id)
-            if outcome is not None and self.retire_on_timeout and not self.retired:
-                logger.warning("worker %s retiring to be replaced after a timeout", self.name)
-                self.retired = True
-                self.stop()
+        except DatabaseError as error:
+            # Tried again at the next round.
+            self.attempts.watch_again(attempt)
+            self._on_error(error, f"worker {self.name} stopping job {job.id}")
+            return
+        if outcome is not None:
+            self.attempts.settled(attempt, slot_kept=ConcurrencyLimit.of_job(job) is not None)
+        interrupted = self.attempts.interrupt(attempt, type(exc))
+        logger.warning(
+            "job %s (%s): %s %s%s",
+            job.id,
+            job.task_path,
+            exc,
+            {
+                None: "It had already ended.",
+                FailOutcome.RETRYING: "Retrying it.",
+                FailOutcome.FAILED: "Failed it.",
+            }[outcome],
+            "" if interrupted or outcome is None else " Its thread did not stop yet.",
+        )
+        if outcome is FailOutcome.FAILED:
+            send_finished_signal(self.backend_alias, job.id)
+        if outcome is not None and self.retire_on_timeout and not self.retired:
+            logger.warning("worker %s retiring to be replaced after stopping a job", self.name)
+            self.retired = True
+            self.stop()
 
     def _drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for the jobs in flight, still stopping those
@@ -184,10 +198,11 @@ class Worker(Actor):
         end = time.monotonic() + timeout
         while True:
             self._stop_overdue()
+            self._stop_cancelled()
             left = end - time.monotonic()
             if left <= 0:
-                return self._pool.wait_idle(0, still_busy=self.deadlines.stuck)
-            if self._pool.wait_idle(min(left, self._wait()), still_busy=self.deadlines.stuck):
+                return self._pool.wait_idle(0, still_busy=self.attempts.stuck)
+            if self._pool.wait_idle(min(left, self._wait()), still_busy=self.attempts.stuck):
                 return True
 
     def _give_back_slot(self, attempt: Attempt) -> None:
@@ -218,5 +233,5 @@ class Worker(Actor):
                 self.name,
                 timeout,
             )
-        self.deadlines.give_back_stuck()
+        self.attempts.give_back_stuck()
         self._pool.close()

@@ -284,3 +284,26 @@ limited_flaky.func.max_attempts = 3
 limited_flaky.func.retry_delay = 0
 limited_flaky.func.timeout = 1
 MARKER = "not callable"
+
+
+# -- cancellation --------------------------------------------------------------
+
+
+@task
+def long_running(seconds):
+    """Python code throughout, retried if it fails: a cancel must still end it for good."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "ran to the end"
+
+
+long_running.func.max_attempts = 3
+long_running.func.retry_delay = 0
+
+
+@task
+def long_sleep(seconds):
+    """Blocked in one C call: a cancel reaches it only when the call returns."""
+    time.sleep(seconds)
+    return "ran to the end"

@@ -1,12 +1,13 @@
-"""Attempts with a timeout, watched by their worker, and stopping the overdue.
+"""The attempts running on a worker's threads, and stopping one of them.
 
-A worker thread runs each attempt of a job with a ``timeout`` inside
-``Deadlines.watch``; the worker's own loop asks for ``overdue()`` attempts,
-records each as failed through the operations layer, then calls ``interrupt``:
-``JobTimeoutError`` is raised in the attempt's thread at its next Python
-instruction. Code blocked inside a C call (``time.sleep``, a socket read
+A worker thread runs each attempt inside ``RunningAttempts.watch``; the
+worker's own loop asks for the ``overdue()`` ones (past their job's
+``timeout``) or ``take()``s one it was asked to cancel, records its outcome
+through the operations layer, then calls ``interrupt``: the given exception
+(``JobTimeoutError``, ``JobCancelledError``) is raised in the attempt's thread
+at its next Python instruction. Code blocked inside a C call (``time.sleep``, a socket read
 without a timeout, a long query) only sees it once that call returns, which is
-why a forked worker is also retired and replaced after a timeout.
+why a forked worker is also retired and replaced after stopping one.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import ctypes
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ..exceptions import JobTimeoutError
 from ..models import Job
 
 
@@ -27,7 +27,7 @@ from ..models import Job
 class Attempt:
     job: Job
     thread_id: int
-    deadline: float  # time.monotonic()
+    deadline: float | None  # time.monotonic(); None without a timeout
     started: float = field(default_factory=time.monotonic)
     inside: bool = True  # the thread is still inside watch()
     interrupted: bool = False
@@ -48,8 +48,8 @@ def _raise_in_thread(thread_id: int, exception: type[BaseException] | None) -> N
     )
 
 
-class Deadlines:
-    """The attempts with a timeout running on one worker's threads.
+class RunningAttempts:
+    """The attempts running on one worker's threads.
 
     ``give_back`` is called, once, for an attempt that ``keep_slot`` marked,
     when its code has stopped (or when the worker ends with it still stuck).
@@ -63,10 +63,8 @@ class Deadlines:
 
     @contextmanager
     def watch(self, job: Job) -> Iterator[None]:
-        if job.timeout is None:
-            yield
-            return
-        attempt = Attempt(job, threading.get_ident(), time.monotonic() + float(job.timeout))
+        deadline = None if job.timeout is None else time.monotonic() + float(job.timeout)
+        attempt = Attempt(job, threading.get_ident(), deadline)
         with self._lock:
             self._running[job.id] = attempt
         try:
@@ -86,25 +84,37 @@ class Deadlines:
 
     def next_deadline(self) -> float | None:
         with self._lock:
-            return min((a.deadline for a in self._running.values()), default=None)
+            deadlines = [a.deadline for a in self._running.values() if a.deadline is not None]
+        return min(deadlines, default=None)
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
 
     def overdue(self) -> list[Attempt]:
         """The attempts past their deadline, each handed out once."""
         now = time.monotonic()
         with self._lock:
-            late = [a for a in self._running.values() if a.deadline <= now]
+            late = [
+                a for a in self._running.values() if a.deadline is not None and a.deadline <= now
+            ]
             for attempt in late:
                 del self._running[attempt.job.id]
         return late
 
+    def take(self, job_ids: Iterable[uuid.UUID]) -> list[Attempt]:
+        """The running attempts of ``job_ids`` (to be stopped), each handed out once."""
+        with self._lock:
+            return [a for job_id in job_ids if (a := self._running.pop(job_id, None))]
+
     def watch_again(self, attempt: Attempt) -> None:
-        """Hand an overdue attempt out again (its timeout could not be recorded)."""
+        """Hand an attempt out again (its outcome could not be recorded)."""
         with self._lock:
             if attempt.inside:
                 self._running[attempt.job.id] = attempt
 
     def settled(self, attempt: Attempt, *, slot_kept: bool) -> None:
-        """The worker recorded the attempt's timeout. With ``slot_kept`` (a
+        """The worker recorded the attempt's outcome. With ``slot_kept`` (a
         limited job), the slot is given back now if the attempt has already
         stopped, else once it does."""
         with self._lock:
@@ -116,7 +126,7 @@ class Deadlines:
             self._give_back(attempt)
 
     def stuck(self) -> int:
-        """How many attempts are still running although their timeout was recorded."""
+        """How many attempts are still running although their outcome was recorded."""
         with self._lock:
             return len(self._stuck)
 
@@ -130,12 +140,12 @@ class Deadlines:
         for attempt in stuck:
             self._give_back(attempt)
 
-    def interrupt(self, attempt: Attempt) -> bool:
-        """Raise JobTimeoutError in the attempt's thread if it is still inside
-        it; False if it has already left."""
+    def interrupt(self, attempt: Attempt, exception: type[BaseException]) -> bool:
+        """Raise ``exception`` in the attempt's thread if it is still inside it;
+        False if it has already left."""
         with self._lock:
             if not attempt.inside or attempt.interrupted:
                 return False
             attempt.interrupted = True
-            _raise_in_thread(attempt.thread_id, JobTimeoutError)
+            _raise_in_thread(attempt.thread_id, exception)
             return True
