@@ -12,9 +12,7 @@ Nothing here touches models or settings: it runs when a task module is imported.
 
 from __future__ import annotations
 
-import inspect
 import math
-import string
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -22,6 +20,7 @@ from typing import Any, Literal, cast
 from django.tasks import Task
 from django.tasks.exceptions import InvalidTask
 
+from .keys import KeyTemplate
 from .models.constraints import CONCURRENCY_KEY_MAX_LENGTH
 
 OnConflict = Literal["block", "discard"]
@@ -65,54 +64,19 @@ class ConcurrencyLimit:
 class ConcurrencyPolicy:
     """A task's declaration, validated: what each call renders its limit from."""
 
-    task_path: str
-    key_template: str
+    key: KeyTemplate
     limit: int
     duration: float
     on_conflict: OnConflict
-    signature: inspect.Signature
-    takes_context: bool
 
     def limit_for(self, args: Any, kwargs: Any) -> ConcurrencyLimit:
         """The call's rendered limit; InvalidTask if the key cannot be rendered."""
         return ConcurrencyLimit(
-            key=self._render(args, kwargs),
+            key=self.key.render(args, kwargs),
             limit=self.limit,
             duration=self.duration,
             on_conflict=self.on_conflict,
         )
-
-    def _render(self, args: Any, kwargs: Any) -> str:
-        leading = (None,) if self.takes_context else ()
-        try:
-            bound = self.signature.bind(*leading, *args, **kwargs)
-        except TypeError as exc:
-            raise InvalidTask(
-                f"{self.task_path}: the call does not match the task's signature ({exc}), so "
-                f"its concurrency_key {self.key_template!r} cannot be rendered."
-            ) from None
-        bound.apply_defaults()
-        values: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
-            kind = self.signature.parameters[name].kind
-            if kind is inspect.Parameter.VAR_KEYWORD:
-                values.update(value)
-            else:
-                values[name] = value
-        try:
-            key = self.key_template.format_map(values)
-        except (KeyError, AttributeError, IndexError, TypeError, ValueError) as exc:
-            raise InvalidTask(
-                f"{self.task_path}: concurrency_key {self.key_template!r} cannot be rendered "
-                f"from this call's arguments ({type(exc).__name__}: {exc})."
-            ) from None
-        if len(key) > CONCURRENCY_KEY_MAX_LENGTH:
-            raise InvalidTask(
-                f"{self.task_path}: concurrency_key {self.key_template!r} rendered to "
-                f"{len(key)} characters; at most {CONCURRENCY_KEY_MAX_LENGTH} are stored. Use "
-                "shorter values in the key (an id rather than a name, for example)."
-            )
-        return key
 
 
 def declared_options(task: Task) -> dict[str, Any]:
@@ -170,10 +134,14 @@ def _parse(task: Task, declared: dict[str, Any]) -> ConcurrencyPolicy:
             f"is missing: {others} only take effect together with a concurrency_key "
             "template such as 'account:{account_id}'.",
         )
-    if not isinstance(template, str) or not template.strip():
-        raise invalid("concurrency_key", f"must be a non-empty string, got {template!r}.")
-    signature = inspect.signature(task.func)
-    _check_template(template, signature, task.takes_context, invalid)
+    key = KeyTemplate.checked(
+        path,
+        "concurrency_key",
+        template,
+        task.func,
+        task.takes_context,
+        CONCURRENCY_KEY_MAX_LENGTH,
+    )
 
     limit = declared.get("concurrency_limit", DEFAULT_LIMIT)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -195,46 +163,5 @@ def _parse(task: Task, declared: dict[str, Any]) -> ConcurrencyPolicy:
         raise invalid("on_conflict", f"must be 'block' or 'discard', got {on_conflict!r}.")
 
     return ConcurrencyPolicy(
-        task_path=path,
-        key_template=template,
-        limit=limit,
-        duration=float(duration),
-        on_conflict=on_conflict,
-        signature=signature,
-        takes_context=task.takes_context,
+        key=key, limit=limit, duration=float(duration), on_conflict=on_conflict
     )
-
-
-def _check_template(
-    template: str, signature: inspect.Signature, takes_context: bool, invalid: Any
-) -> None:
-    parameters = list(signature.parameters.values())
-    if takes_context:
-        parameters = parameters[1:]
-    names = {
-        p.name
-        for p in parameters
-        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    }
-    open_keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-    try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(template)]
-    except ValueError as exc:
-        raise invalid("concurrency_key", f"{template!r} is not a valid template: {exc}.") from None
-    for field in fields:
-        if field is None:
-            continue
-        root = field.split(".", 1)[0].split("[", 1)[0]
-        if not root or root.isdigit():
-            raise invalid(
-                "concurrency_key",
-                f"{template!r} must name the arguments it uses ('{{account_id}}'), "
-                "not refer to them by position.",
-            )
-        if root not in names and not open_keywords:
-            known = ", ".join(sorted(names)) or "none"
-            raise invalid(
-                "concurrency_key",
-                f"{template!r} names {root!r}, which is not a parameter of the task "
-                f"(its parameters: {known}).",
-            )
