@@ -14,11 +14,13 @@ database made from the test settings (heartbeat every 1 s, presumed dead after
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +59,22 @@ def start(*args: str) -> Runtime:
     kind = "dispatcher" if "--only-dispatch" in args else "worker"
     runtime.wait_for_log(f"dj_queue: {kind} started")
     return runtime
+
+
+@contextlib.contextmanager
+def scratch_test_databases() -> Iterator[str]:
+    """Scratch copies of every alias of the test settings (the runtime's checks
+    look at all of them); yields the default one's name, drops them all after."""
+    created = {
+        alias: connections[alias].creation.create_test_db(verbosity=0, autoclobber=True)
+        for alias in connections
+    }
+    try:
+        yield created["default"]
+    finally:
+        connections.close_all()
+        for alias, name in created.items():
+            connections[alias].creation.destroy_test_db(name, verbosity=0)
 
 
 def claimed_process() -> Process | None:

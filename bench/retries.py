@@ -31,11 +31,11 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.db import connection, connections  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.tasks import task_backends  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from bench.recovery import poll, start  # noqa: E402
+from bench.recovery import poll, scratch_test_databases, start  # noqa: E402
 from dj_queue.models import Job  # noqa: E402
 from dj_queue.operations.claims import claim_jobs  # noqa: E402
 from dj_queue.operations.jobs import FailOutcome, JobError, fail_job  # noqa: E402
@@ -103,11 +103,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2000)
     arguments = parser.parse_args()
-    created = {
-        alias: connections[alias].creation.create_test_db(verbosity=0, autoclobber=True)
-        for alias in connections
-    }
-    try:
+    with scratch_test_databases():
         rows = []
         for run in range(1, arguments.runs + 1):
             row = (
@@ -130,10 +126,6 @@ def main() -> None:
             f"{medians[2]:.2f}s async; retry path {medians[3]:.0f}/s vs plain failure "
             f"{medians[4]:.0f}/s = {medians[3] / medians[4]:.2f}x"
         )
-    finally:
-        connections.close_all()
-        for alias, name in created.items():
-            connections[alias].creation.destroy_test_db(name, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
-from . import retries
+from . import retries, unique
 from .concurrency import policy_for
 from .config import QueueConfig
 from .config_loading import load_config
@@ -63,6 +64,7 @@ class DjQueueBackend(BaseTaskBackend):
         # A bad concurrency or retry declaration fails at the @task line.
         policy_for(task)
         retries.options_for(task)
+        unique.policy_for(task)
         remember(task)
 
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskResult:
@@ -85,6 +87,7 @@ class DjQueueBackend(BaseTaskBackend):
 
         prepared: list[tuple[Task, NewJob]] = []
         validated: set[Task] = set()  # a batch usually repeats one task
+        now = timezone.now()
         for index, call in enumerate(task_calls):
             where = f"{label}[{index}]: " if label else ""
             task, args, kwargs = self._unpack_call(call, where)
@@ -99,6 +102,10 @@ class DjQueueBackend(BaseTaskBackend):
                     policy.limit_for(normalized_args, normalized_kwargs) if policy else None
                 )
                 retry = retries.policy_for(task, self.config.default_retry_policy)
+                uniqueness = unique.policy_for(task)
+                unique_key = (
+                    uniqueness.key_for(normalized_args, normalized_kwargs) if uniqueness else None
+                )
             except (InvalidTask, InvalidPayload) as exc:
                 if not where:
                     raise
@@ -115,23 +122,36 @@ class DjQueueBackend(BaseTaskBackend):
                 concurrency=concurrency,
                 retry_policy=retry.stored(),
                 timeout=retry.timeout,
+                unique_key=unique_key,
+                unique_until=(
+                    now + timedelta(seconds=uniqueness.unique_for)
+                    if uniqueness and uniqueness.unique_for
+                    else None
+                ),
             )
             prepared.append((task, new))
         if not prepared:
             return []
-        now = timezone.now()
-        discarded = enqueue_jobs(
+        outcome = enqueue_jobs(
             self.database_alias,
             [new for _, new in prepared],
             now,
             notify=self.config.listen_notify,
             preserve_finished=self.config.preserve_finished_jobs,
         )
-        results = [
-            new_job_result(task, new, now, discarded=new.id in discarded) for task, new in prepared
-        ]
-        for result in results:
-            send_task_signal(task_enqueued, type(self), result)
+        results = []
+        holders: dict[Any, TaskResult] = {}
+        for task, new in prepared:
+            holder = outcome.duplicates.get(new.id)
+            if holder is None:
+                result = new_job_result(task, new, now, discarded=new.id in outcome.discarded)
+                send_task_signal(task_enqueued, type(self), result)
+            else:
+                # A duplicate: the result of the job holding the key, as it stands.
+                if holder not in holders:
+                    holders[holder] = self.get_result(str(holder))
+                result = holders[holder]
+            results.append(result)
         return results
 
     def _unpack_call(self, call: Any, where: str) -> TaskCall:

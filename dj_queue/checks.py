@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import Error
 from django.tasks.exceptions import InvalidTask
 
-from . import retries
+from . import retries, unique
 from .concurrency import policy_for
 from .exceptions import ConfigurationError, InvalidRecurringTask
 from .tasks_registry import known_tasks
@@ -55,6 +55,7 @@ def _check_task_options(backend: DjQueueBackend) -> list[Any]:
         try:
             policy_for(task)
             retries.options_for(task)
+            unique.policy_for(task)
         except InvalidTask as exc:
             errors.append(Error(str(exc), hint="Fix the task's declaration.", id="dj_queue.E003"))
     return errors

@@ -13,13 +13,13 @@ Nothing here touches models or settings: it runs when a task module is imported.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from django.tasks import Task
 from django.tasks.exceptions import InvalidTask
 
+from .declarations import ParsedDeclarations
 from .keys import KeyTemplate
 from .models.constraints import CONCURRENCY_KEY_MAX_LENGTH
 
@@ -79,45 +79,10 @@ class ConcurrencyPolicy:
         )
 
 
-def declared_options(task: Task) -> dict[str, Any]:
-    """The concurrency options a task declares: ``@task(...)`` keyword arguments
-    (fields of DjQueueTask) first, then attributes of the wrapped function."""
-    declared = {}
-    for name in OPTION_NAMES:
-        value = getattr(task, name, None)
-        if value is None:
-            value = getattr(task.func, name, None)
-        if value is not None:
-            declared[name] = value
-    return declared
-
-
-_policies: dict[tuple[Any, ...], ConcurrencyPolicy | None] = {}
-_policies_lock = threading.Lock()
-
-
 def policy_for(task: Task) -> ConcurrencyPolicy | None:
-    """The task's validated policy, or None for a task without a limit.
-
-    Raises InvalidTask naming the task and the option for a bad declaration.
-    Cached per declaration: function attributes may be set after ``@task`` ran,
-    so the declaration is read again each time and only its parsing is cached.
-    """
-    declared = declared_options(task)
-    if not declared:
-        return None
-    cache_key = (task.func, task.takes_context, tuple(sorted(declared.items(), key=str)))
-    try:
-        return _policies[cache_key]
-    except (KeyError, TypeError):  # TypeError: an unhashable (so invalid) value
-        pass
-    policy = _parse(task, declared)
-    try:
-        with _policies_lock:
-            _policies[cache_key] = policy
-    except TypeError:
-        pass
-    return policy
+    """The task's validated policy, or None for a task without a limit; InvalidTask
+    naming the task and the option for a bad declaration."""
+    return _declarations.get(task, None)
 
 
 def _parse(task: Task, declared: dict[str, Any]) -> ConcurrencyPolicy:
@@ -165,3 +130,8 @@ def _parse(task: Task, declared: dict[str, Any]) -> ConcurrencyPolicy:
     return ConcurrencyPolicy(
         key=key, limit=limit, duration=float(duration), on_conflict=on_conflict
     )
+
+
+_declarations: ParsedDeclarations[ConcurrencyPolicy | None] = ParsedDeclarations(
+    OPTION_NAMES, _parse
+)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import random
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -24,6 +23,8 @@ from typing import Any
 from django.tasks import Task
 from django.tasks.exceptions import InvalidTask
 from django.utils.module_loading import import_string
+
+from .declarations import ParsedDeclarations
 
 TASK_OPTION_NAMES = (
     "max_attempts",
@@ -139,19 +140,6 @@ class RetryPolicy:
 # -- declarations -------------------------------------------------------------
 
 
-def declared_options(task: Task) -> dict[str, Any]:
-    """The retry and timeout options a task declares: ``@task(...)`` keyword
-    arguments (fields of DjQueueTask) first, then attributes of the function."""
-    declared = {}
-    for name in TASK_OPTION_NAMES:
-        value = getattr(task, name, None)
-        if value is None:
-            value = getattr(task.func, name, None)
-        if value is not None:
-            declared[name] = value
-    return declared
-
-
 @dataclass(frozen=True, slots=True)
 class TaskRetryOptions:
     """A task's validated declaration: only what it sets, over the backend's defaults."""
@@ -163,36 +151,21 @@ class TaskRetryOptions:
         return replace(defaults, **dict(self.values))
 
 
-_declarations: dict[tuple[Any, ...], TaskRetryOptions] = {}
-_declarations_lock = threading.Lock()
 NO_OPTIONS = TaskRetryOptions((), None)
 
 
 def options_for(task: Task) -> TaskRetryOptions:
-    """The task's validated retry options; InvalidTask naming the option if bad.
-    Cached per declaration, read again each time (attributes may be set late)."""
-    declared = declared_options(task)
-    if not declared:
-        return NO_OPTIONS
-    cache_key = (task.func, tuple(sorted(declared.items(), key=str)))
-    try:
-        return _declarations[cache_key]
-    except (KeyError, TypeError):
-        pass
-    parsed = _parse(task.module_path, declared)
-    try:
-        with _declarations_lock:
-            _declarations[cache_key] = parsed
-    except TypeError:
-        pass
-    return parsed
+    """The task's validated retry options; InvalidTask naming the option if bad."""
+    return _declarations.get(task, NO_OPTIONS)
 
 
 def policy_for(task: Task, defaults: RetryPolicy) -> RetryPolicy:
     return options_for(task).over(defaults)
 
 
-def _parse(path: str, declared: Mapping[str, Any]) -> TaskRetryOptions:
+def _parse(task: Task, declared: Mapping[str, Any]) -> TaskRetryOptions:
+    path = task.module_path
+
     def invalid(option: str, problem: str) -> InvalidTask:
         return InvalidTask(f"Task {path}: {option} {problem}")
 
@@ -277,3 +250,6 @@ def exception_paths(value: Any, problem: Problem) -> tuple[str, ...]:
             raise problem(f"must name exception classes, got {item!r}.")
         paths.append(class_path(kind))
     return tuple(dict.fromkeys(paths))
+
+
+_declarations: ParsedDeclarations[TaskRetryOptions] = ParsedDeclarations(TASK_OPTION_NAMES, _parse)

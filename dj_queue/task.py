@@ -3,8 +3,7 @@
 On Django 6.1, ``@task(...)`` hands keyword arguments it does not know to the
 backend's ``task_class``; these fields receive dj_queue's per-task options. On
 Django 6.0 (or anywhere) the same options can be set as attributes of the
-wrapped function instead; ``declared_options`` in ``dj_queue.concurrency`` and
-``dj_queue.retries`` read both.
+wrapped function instead; ``dj_queue.declarations`` reads both.
 """
 
 from __future__ import annotations
@@ -28,3 +27,5 @@ class DjQueueTask(Task):
     retry_backoff: Any = None
     retry_on: Any = None
     timeout: float | None = None
+    unique_key: Any = None
+    unique_for: float | None = None

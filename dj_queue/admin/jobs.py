@@ -144,9 +144,11 @@ class JobAdmin(QueueModelAdmin):
             },
         ),
         (
-            "Concurrency limit",
+            "Concurrency limit and unique key",
             {
                 "fields": (
+                    "unique_key",
+                    "unique_until",
                     "concurrency_key",
                     "concurrency_limit",
                     "concurrency_duration",

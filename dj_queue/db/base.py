@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -216,6 +217,10 @@ class Driver(SemaphoreStatements):
         taken.sort(key=lambda row: (-row.priority, row.row_id))
         return taken
 
+    # Whether an INSERT that did nothing on a taken key reports 0 rows (MySQL's
+    # found-rows count says 1 either way).
+    reports_inserted_rows = True
+
     # Rows per INSERT: within SQLite's 32,766 parameters per statement.
     insert_chunk = 500
 
@@ -227,6 +232,7 @@ class Driver(SemaphoreStatements):
         *,
         placement: Mapping[uuid.UUID, str] | None = None,
         blocked_until: Mapping[uuid.UUID, datetime] | None = None,
+        written: AbstractSet[uuid.UUID] = frozenset(),
     ) -> None:
         """Insert ``jobs`` (NewJob calls) and their first state rows, in the
         caller's transaction, a few multi-row INSERTs per batch.
@@ -234,22 +240,21 @@ class Driver(SemaphoreStatements):
         A job goes to scheduled when ``run_after`` is still ahead of ``now`` and
         to ready otherwise, unless ``placement`` says "blocked" (a row waiting
         until ``blocked_until``), "finished" (no state row, finished now) or
-        "omitted" (not written at all)."""
+        "omitted" (not written at all). Jobs in ``written`` have their row
+        already (a unique job takes its key first) and get only their state row."""
         placement = placement or {}
         when = self.datetime_param(now)
-        empty = {"enqueued_at": now, "worker_ids": [], "errors": []}
-        finished = {**empty, "finished_at": now}
         ready, scheduled, blocked = [], [], []
-        written = [job for job in jobs if placement.get(job.id) != "omitted"]
-        for start in range(0, len(written), self.insert_chunk):
-            chunk = written[start : start + self.insert_chunk]
+        kept = [job for job in jobs if placement.get(job.id) != "omitted"]
+        for start in range(0, len(kept), self.insert_chunk):
+            chunk = kept[start : start + self.insert_chunk]
             params = []
+            rows_written = 0
             for job in chunk:
                 place = placement.get(job.id)
-                defaults = finished if place == "finished" else empty
-                for field in self._job_fields:
-                    value = getattr(job, field.name, defaults.get(field.name))
-                    params.append(field.get_db_prep_save(value, self.connection))
+                if job.id not in written:
+                    params += self.job_row_params(job, finished=place == "finished", now=now)
+                    rows_written += 1
                 row = (self.job_id_param(job.id), job.queue_name, job.priority)
                 if place == "finished":
                     continue
@@ -261,7 +266,9 @@ class Driver(SemaphoreStatements):
                     scheduled.append((*row, self.datetime_param(job.run_after), when))
                 else:
                     ready.append((*row, when))
-            rows = ", ".join(["(" + self.placeholders(len(self._job_fields)) + ")"] * len(chunk))
+            if not rows_written:
+                continue
+            rows = ", ".join(["(" + self.placeholders(len(self._job_fields)) + ")"] * rows_written)
             cursor.execute(
                 f"INSERT INTO {self.job_table} ({self.job_column_list}) VALUES {rows}", params
             )
@@ -272,6 +279,20 @@ class Driver(SemaphoreStatements):
         )
         blocked_columns = [*state, "concurrency_key", "expires_at", "created_at"]
         self.insert_rows(cursor, self.blocked_table, blocked_columns, blocked)
+
+    def job_row_params(self, job: Any, *, finished: bool, now: datetime) -> list[Any]:
+        """The INSERT parameters of a NewJob's row, in ``job_columns`` order; a
+        job finished at once (discarded by its limit) holds no unique key."""
+        defaults: dict[str, Any] = {"enqueued_at": now, "worker_ids": [], "errors": []}
+        if finished:
+            defaults["finished_at"] = now
+        params = []
+        for field in self._job_fields:
+            value = getattr(job, field.name, defaults.get(field.name))
+            if finished and field.name == "unique_key":
+                value = None
+            params.append(field.get_db_prep_save(value, self.connection))
+        return params
 
     def insert_rows(
         self,
@@ -342,6 +363,12 @@ class Driver(SemaphoreStatements):
         )
         return bool(cursor.rowcount)
 
+    def release_unique_key(self) -> str:
+        """SET clause (one parameter: the finishing time) ending a job's hold on
+        its unique key, unless ``unique_until`` is still ahead of that time."""
+        q = self.q
+        return f"{q('unique_key')} = CASE WHEN {q('unique_until')} > %s THEN {q('unique_key')} END"
+
     def complete(self, cursor: CursorWrapper, completion: Completion) -> bool:
         """Release the claim and record the outcome, inside a transaction; False
         (and nothing written) when the process no longer holds the claim."""
@@ -350,14 +377,11 @@ class Driver(SemaphoreStatements):
         if not self.release_claim(cursor, completion.job_id, completion.process_id):
             return False
         if completion.preserve:
+            finished_at = self.datetime_param(completion.finished_at)
             cursor.execute(
-                f"UPDATE {self.job_table} SET {q('finished_at')} = %s, {q('return_value')} = %s "
-                f"WHERE {q('id')} = %s",
-                [
-                    self.datetime_param(completion.finished_at),
-                    self.json_param(completion.return_value),
-                    job,
-                ],
+                f"UPDATE {self.job_table} SET {q('finished_at')} = %s, {q('return_value')} = %s, "
+                f"{self.release_unique_key()} WHERE {q('id')} = %s",
+                [finished_at, self.json_param(completion.return_value), finished_at, job],
             )
         else:
             cursor.execute(f"DELETE FROM {self.job_table} WHERE {q('id')} = %s", [job])

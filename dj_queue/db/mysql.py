@@ -18,6 +18,9 @@ class MySQLDriver(Driver):
     """
 
     vendor = "mysql"
+    # Django connects with CLIENT_FOUND_ROWS: a duplicate key "updated" to itself
+    # counts as a row, like an insert.
+    reports_inserted_rows = False
 
     # Text columns usually have a case-insensitive, space-padded collation, under
     # which "Email" and "email " would be the queue "email". Each comparison is

@@ -101,13 +101,11 @@ class PostgreSQLDriver(Driver):
         if completion.preserve:
             final = (
                 f"UPDATE {self.job_table} AS f SET {q('finished_at')} = %s, "
-                f"{q('return_value')} = %s FROM released "
+                f"{q('return_value')} = %s, {self.release_unique_key()} FROM released "
                 f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
             )
-            params += [
-                self.datetime_param(completion.finished_at),
-                self.json_param(completion.return_value),
-            ]
+            finished_at = self.datetime_param(completion.finished_at)
+            params += [finished_at, self.json_param(completion.return_value), finished_at]
         else:
             final = (
                 f"DELETE FROM {self.job_table} AS f USING released "
@@ -151,6 +149,8 @@ class PostgreSQLDriver(Driver):
         "run_after": "timestamptz",
         "retry_policy": "jsonb",
         "timeout": "float8",
+        "unique_key": "text",
+        "unique_until": "timestamptz",
     }
     _EMPTY_JSON_LISTS = {"worker_ids", "errors"}
 
@@ -175,6 +175,8 @@ class PostgreSQLDriver(Driver):
                     "run_after": job.run_after.isoformat() if job.run_after else None,
                     "retry_policy": job.retry_policy,
                     "timeout": job.timeout,
+                    "unique_key": job.unique_key,
+                    "unique_until": job.unique_until.isoformat() if job.unique_until else None,
                 }
                 for job in jobs
             ]

@@ -4,6 +4,7 @@ from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 QUEUE_NAME_MAX_LENGTH = 128
 TASK_PATH_MAX_LENGTH = 255
 CONCURRENCY_KEY_MAX_LENGTH = 255
+UNIQUE_KEY_MAX_LENGTH = 255
 
 
 def priority_range(name: str) -> CheckConstraint:

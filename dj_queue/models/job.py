@@ -5,6 +5,7 @@ from .constraints import (
     CONCURRENCY_KEY_MAX_LENGTH,
     QUEUE_NAME_MAX_LENGTH,
     TASK_PATH_MAX_LENGTH,
+    UNIQUE_KEY_MAX_LENGTH,
     priority_range,
 )
 
@@ -35,6 +36,13 @@ class Job(models.Model):
     retry_policy = models.JSONField(null=True, blank=True)
     # Seconds one attempt may run; NULL: no limit.
     timeout = models.FloatField(null=True, blank=True)
+    # Held while the job waits or runs, and with unique_for until unique_until;
+    # cleared in the transaction that ends the job. Unique: a second job with
+    # the same key cannot be written (NULLs never conflict).
+    unique_key = models.CharField(
+        max_length=UNIQUE_KEY_MAX_LENGTH, null=True, blank=True, unique=True
+    )
+    unique_until = models.DateTimeField(null=True, blank=True)
 
     enqueued_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)

@@ -125,7 +125,8 @@ def settle(
             created_at=failed_at,
         )
         return FailOutcome.RETRYING
-    jobs.update(finished_at=failed_at, errors=history)
+    # A failed job frees its unique key (unique_for holds it after successes only).
+    jobs.update(finished_at=failed_at, errors=history, unique_key=None)
     FailedExecution.objects.using(alias).create(
         job_id=job_id,
         exception_class=error.exception_class_path[:255],

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from ..concurrency import ConcurrencyLimit
 from ..db import Completion, get_driver
+from ..models import Job
 from .concurrency import acquire_slots, release_slots
 from .errors import JobError
 from .failures import FailOutcome, fail_claims, fail_job
@@ -29,6 +30,7 @@ from .interventions import (
 )
 from .pruning import delete_finished_jobs, finished_jobs
 from .transactions import in_one_statement, in_transaction
+from .unique import take_unique_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,9 @@ class NewJob:
     kwargs: dict[str, Any]
     run_after: datetime | None
     concurrency: ConcurrencyLimit | None = None
+    unique_key: str | None = None
+    # Until when the key stays held even once the job finished (unique_for).
+    unique_until: datetime | None = None
     # Written as they are to the job's columns of the same names.
     retry_policy: dict[str, Any] | None = None
     timeout: float | None = None
@@ -69,6 +74,16 @@ class NewJob:
         return self.run_after is not None and self.run_after > now
 
 
+@dataclass(frozen=True, slots=True)
+class EnqueueOutcome:
+    """What became of the jobs given to ``enqueue_jobs`` that were not simply written."""
+
+    # Finished at once without running: a concurrency limit with on_conflict="discard".
+    discarded: frozenset[uuid.UUID] = frozenset()
+    # Not written: the id of the job that holds its unique key, for each.
+    duplicates: Mapping[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+
+
 # Jobs per INSERT statement, so that one statement's JSON document stays modest.
 ENQUEUE_CHUNK = 5000
 
@@ -80,17 +95,19 @@ def enqueue_jobs(
     *,
     notify: bool = False,
     preserve_finished: bool = True,
-) -> set[uuid.UUID]:
+) -> EnqueueOutcome:
     """Write jobs with their first state row: scheduled when ``run_after`` is
     still ahead of ``now``, ready otherwise. All or nothing. With ``notify``,
     listening workers are woken for the queues given ready work (PostgreSQL).
 
-    A concurrency-limited job due now takes a slot of its key, in the order
-    given; without one it is blocked, or discarded when its task says so (kept
-    as finished without running when ``preserve_finished``, else not written).
-    Returns the ids of the discarded jobs."""
+    A unique job whose key is held (by a job in the table or earlier in the
+    batch) is not written. A concurrency-limited job due now takes a slot of
+    its key, in the order given; without one it is blocked, or discarded when
+    its task says so (kept as finished without running when
+    ``preserve_finished``, else not written)."""
     driver = get_driver(alias)
-    if driver.single_statement_transitions and not any(job.concurrency for job in new_jobs):
+    plain = not any(job.concurrency or job.unique_key for job in new_jobs)
+    if driver.single_statement_transitions and plain:
 
         def insert(chunk: Sequence[NewJob]) -> None:
             sql, params = driver.enqueue_statement(chunk, now, notify=notify)
@@ -99,26 +116,29 @@ def enqueue_jobs(
 
         if len(new_jobs) <= ENQUEUE_CHUNK:
             in_one_statement(alias, lambda: insert(new_jobs))
-            return set()
+            return EnqueueOutcome()
 
         def insert_all() -> None:
             for start in range(0, len(new_jobs), ENQUEUE_CHUNK):
                 insert(new_jobs[start : start + ENQUEUE_CHUNK])
 
         in_transaction(alias, insert_all)
-        return set()
+        return EnqueueOutcome()
 
-    def write() -> set[uuid.UUID]:
+    def write() -> EnqueueOutcome:
         with connections[alias].cursor() as cursor:
+            # Keys first: a duplicate must not take a concurrency slot.
+            duplicates, written = take_unique_keys(alias, cursor, driver, new_jobs, now)
+            jobs = [job for job in new_jobs if job.id not in duplicates]
             wanted = [
                 (job.id, job.concurrency)
-                for job in new_jobs
+                for job in jobs
                 if job.concurrency is not None and not job.waits_until_later(now)
             ]
             granted = acquire_slots(cursor, driver, wanted, now) if wanted else {}
             placement: dict[uuid.UUID, str] = {}
             blocked_until: dict[uuid.UUID, datetime] = {}
-            for job in new_jobs:
+            for job in jobs:
                 if granted.get(job.id, True):
                     continue
                 assert job.concurrency is not None
@@ -127,20 +147,43 @@ def enqueue_jobs(
                 else:
                     placement[job.id] = "blocked"
                     blocked_until[job.id] = now + timedelta(seconds=job.concurrency.duration)
-            driver.enqueue(cursor, new_jobs, now, placement=placement, blocked_until=blocked_until)
+            driver.enqueue(
+                cursor,
+                jobs,
+                now,
+                placement=placement,
+                blocked_until=blocked_until,
+                written=written,
+            )
+            _discard_written(alias, written, placement, now)
             if notify and driver.supports_notify:
                 queues = sorted(
                     {
                         job.queue_name
-                        for job in new_jobs
+                        for job in jobs
                         if job.id not in placement and not job.waits_until_later(now)
                     }
                 )
                 if queues:
                     cursor.execute(*driver.notify_statement(queues))
-        return {job_id for job_id, place in placement.items() if place != "blocked"}
+        discarded = frozenset(job_id for job_id, place in placement.items() if place != "blocked")
+        return EnqueueOutcome(discarded, duplicates)
 
     return in_transaction(alias, write)
+
+
+def _discard_written(
+    alias: str, written: set[uuid.UUID], placement: Mapping[uuid.UUID, str], now: datetime
+) -> None:
+    """Unique jobs written before their concurrency rule discarded them: finished
+    (their key freed) or gone, as the discard wants."""
+    finished = [job_id for job_id in written if placement.get(job_id) == "finished"]
+    omitted = [job_id for job_id in written if placement.get(job_id) == "omitted"]
+    jobs = Job.objects.using(alias)
+    if finished:
+        jobs.filter(pk__in=finished).update(finished_at=now, unique_key=None)
+    if omitted:
+        jobs.filter(pk__in=omitted)._raw_delete(alias)
 
 
 def complete_job(
@@ -177,6 +220,7 @@ def complete_job(
 
 
 __all__ = [
+    "EnqueueOutcome",
     "FailOutcome",
     "JobError",
     "NewJob",

@@ -307,3 +307,43 @@ def long_sleep(seconds):
     """Blocked in one C call: a cancel reaches it only when the call returns."""
     time.sleep(seconds)
     return "ran to the end"
+
+
+# -- unique jobs -----------------------------------------------------------------
+
+
+@task
+def report_once(report_id, fmt="pdf"):
+    return f"{report_id}.{fmt}"
+
+
+report_once.func.unique_key = "report:{report_id}"
+
+
+@task
+def same_call(x, y=0):
+    return x + y
+
+
+same_call.func.unique_key = True
+
+
+@task
+def digest_once(day):
+    return day
+
+
+digest_once.func.unique_key = "digest:{day}"
+digest_once.func.unique_for = 60
+
+
+@task(takes_context=True)
+def unique_flaky(context: TaskContext, key):
+    if context.attempt == 1:
+        raise ValueError("first attempt fails")
+    return key
+
+
+unique_flaky.func.unique_key = "flaky:{key}"
+unique_flaky.func.max_attempts = 2
+unique_flaky.func.retry_delay = 0
