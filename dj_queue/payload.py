@@ -78,14 +78,16 @@ def _normalize(value: Any, where: str, depth: int) -> Any:
             for key, item in value.items():
                 if not isinstance(key, str):
                     raise InvalidPayload(
-                        f"{where}: key {key!r} is a {type(key).__name__}; JSON keys are "
+                        f"{where}: key {key!r} is of type {type(key).__name__}; JSON keys are "
                         f"strings. {_FIX}"
                     )
                 item_where = f"{where}[{key!r}]"
                 normalized[_text(key, item_where)] = _normalize(item, item_where, depth + 1)
             return normalized
         return [_normalize(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
-    raise InvalidPayload(f"{where}: a {type(value).__name__} is not a JSON value. {_FIX}")
+    raise InvalidPayload(
+        f"{where}: a value of type {type(value).__name__} is not a JSON value. {_FIX}"
+    )
 
 
 def normalize_payload(value: Any, where: str) -> Any:

@@ -196,3 +196,12 @@ def test_eight_processes_enqueueing_the_same_fifty_keys_make_fifty_jobs(runtime_
 def test_an_unknown_holder_id_is_never_returned():
     first = report_once.enqueue(uuid.uuid4().hex[:8])
     assert report_once.get_backend().get_result(first.id).id == first.id
+
+
+def test_the_admin_shows_the_unique_key(admin_client):
+    from django.urls import reverse
+
+    result = report_once.enqueue(42)
+    page = admin_client.get(reverse("admin:dj_queue_job_change", args=[result.id]))
+    assert page.status_code == 200
+    assert "report:42" in page.content.decode()
