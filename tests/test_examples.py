@@ -93,6 +93,12 @@ PROOF = {
         r"^SIGTERM: gunicorn exited 0, process rows 6 -> 0 \(all deregistered\)$"
     ),
     "ex27_advanced_many_nodes": r"^\d+ slots -> \d+ tick jobs: each slot fired exactly once$",
+    "ex28_advanced_retries_and_timeouts": (
+        r"^retried to success on attempt 3; the overrun stopped at its timeout in [\d.]+s"
+    ),
+    "ex29_advanced_cancel_and_unique": (
+        r"^duplicate folded into the first job; the running one stopped [\d.]+s after cancel_job"
+    ),
 }
 
 # Those that run on every database, not only on SQLite.
@@ -108,6 +114,8 @@ ON_EVERY_DATABASE: set[str] = {
     "ex24_advanced_multi_db",
     "ex25_advanced_asgi",
     "ex27_advanced_many_nodes",
+    "ex28_advanced_retries_and_timeouts",
+    "ex29_advanced_cancel_and_unique",
 }
 
 # Those that take longer than a few seconds: run in CI and with DJ_QUEUE_SLOW_TESTS=1.
