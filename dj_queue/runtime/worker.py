@@ -150,7 +150,12 @@ class Worker(Actor):
         stop its code. Asked only while something runs: one indexed read."""
         if not self.attempts.running():
             return
-        requested = cancel_requests(self.alias, self._process_id())
+        try:
+            requested = cancel_requests(self.alias, self._process_id())
+        except DatabaseError as exc:
+            # Asked again at the next round; the jobs run on meanwhile.
+            self._on_error(exc, f"worker {self.name} reading cancel requests")
+            return
         for attempt in self.attempts.take(requested):
             self._stop(
                 attempt, JobCancelledError("The job was cancelled while it ran."), final=True
