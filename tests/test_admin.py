@@ -569,6 +569,7 @@ def test_other_changelists_render_and_add_nothing(superuser, jobs, name):
         (
             JOBS,
             [
+                "cancel",
                 "retry_failed",
                 "discard_failed",
                 "discard_waiting",
@@ -605,6 +606,7 @@ def test_staff_without_permissions_gets_403(jobs, url):
 @pytest.mark.parametrize(
     ("url", "action"),
     [
+        (JOBS, "cancel"),
         (JOBS, "retry_failed"),
         (JOBS, "discard_failed"),
         (JOBS, "discard_waiting"),
@@ -633,6 +635,7 @@ def test_staff_without_permissions_cannot_run_actions(jobs, url, action):
     [
         (JOBS, "retry_failed", "view_job"),
         (JOBS, "discard_waiting", "view_job"),
+        (JOBS, "cancel", "view_job"),
         (FAILED, "discard_failed", "view_failedexecution"),
     ],
 )
