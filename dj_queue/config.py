@@ -82,6 +82,8 @@ class QueueConfig:
     use_skip_locked: bool = True
     listen_notify: bool = True
     silence_polling: bool = True
+    # SQLite: the runtime switches the queue database file to WAL journal mode.
+    sqlite_wal: bool = True
     process_heartbeat_interval: float = 60.0
     process_alive_threshold: float = 300.0
     shutdown_timeout: float = 5.0
@@ -348,6 +350,7 @@ def parse_options(options: object, where: str) -> QueueConfig:
         "use_skip_locked": _bool,
         "listen_notify": _bool,
         "silence_polling": _bool,
+        "sqlite_wal": _bool,
         "process_heartbeat_interval": _seconds,
         "process_alive_threshold": _seconds,
         "shutdown_timeout": _seconds,

@@ -15,7 +15,12 @@ def server_settings(vendor: str, name: str) -> dict:
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                # DJ_QUEUE_TEST_SQLITE_NO_WAL=1: leave the journal mode to dj_queue.
+                "init_command": (
+                    "PRAGMA synchronous=NORMAL;"
+                    if os.environ.get("DJ_QUEUE_TEST_SQLITE_NO_WAL") == "1"
+                    else "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                ),
             },
         }
     if vendor == "postgresql":

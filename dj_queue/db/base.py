@@ -363,6 +363,11 @@ class Driver(SemaphoreStatements):
         )
         return bool(cursor.rowcount)
 
+    def use_wal(self) -> str | None:
+        """Put the database in WAL journal mode if it has one; the mode it left,
+        or None when nothing changed. Only SQLite has a journal mode to set."""
+        return None
+
     def release_unique_key(self) -> str:
         """SET clause (one parameter: the finishing time) ending a job's hold on
         its unique key, unless ``unique_until`` is still ahead of that time."""

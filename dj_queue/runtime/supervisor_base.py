@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from django.db import DatabaseError, connections
+
 from ..config import QueueConfig
+from ..db import get_driver
 from ..operations.processes import (
     deregister_process_named,
     fail_orphaned_claims,
@@ -208,6 +211,7 @@ class Supervisor(Actor):
         self.sleep(self._tick())
 
     def _boot(self) -> None:
+        self._use_wal()
         self._maintain()
         failed = fail_orphaned_claims(self.alias)
         if failed:
@@ -215,6 +219,23 @@ class Supervisor(Actor):
         self.slots = self.plan()
         self._next_maintenance = time.monotonic() + self._maintenance_interval()
         self._booted = True
+
+    def _use_wal(self) -> None:
+        if not self.config.sqlite_wal:
+            return
+        try:
+            left = get_driver(self.alias).use_wal()
+        except DatabaseError as exc:
+            logger.warning("could not switch the SQLite database to WAL mode: %s", exc)
+            return
+        if left is not None:
+            logger.info(
+                "SQLite database %s: journal mode %s -> wal, for faster commits; the file "
+                "now has -wal and -shm companions (OPTIONS['sqlite_wal'] = False keeps %s)",
+                connections[self.alias].settings_dict["NAME"],
+                left,
+                left,
+            )
 
     def _maintenance_interval(self) -> float:
         return min(self.config.process_heartbeat_interval, self.config.process_alive_threshold / 2)
