@@ -3,7 +3,6 @@ from another process; the worker holding the claim stops the job."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from dj_queue.models import Process
 from tests.conftest import ROOT, finished, wait_until
 from tests.invariants import assert_invariants
 from tests.taskapp.tasks import add, long_running, long_sleep
+from tests.test_runtime_supervision import alive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,17 +92,5 @@ def test_code_blocked_in_c_is_failed_at_once_and_its_worker_replaced(start_runti
         lambda: not Process.objects.filter(pk=worker.pk).exists(), timeout=15, message=runtime.log()
     )
     wait_until(lambda: Process.objects.filter(kind="worker").exists(), timeout=15)
-    assert not _alive(worker.pid)
+    assert not alive(worker.pid)
     assert runtime.stop() == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False

@@ -70,7 +70,6 @@ def test_a_sigkilled_worker_s_job_is_retried_and_succeeds(start_runtime, tmp_pat
     runtime = start_runtime("--mode", "fork")
     marker = tmp_path / "pid"
     result = crash_once.enqueue(str(marker))
-    killed_at = None
     pid = read_pid(marker, runtime.log)
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()

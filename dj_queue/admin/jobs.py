@@ -91,6 +91,17 @@ class JobStateFilter(admin.SimpleListFilter):
         return queryset.filter(in_state(state))
 
 
+def _moment(model: type[Model], job: Job, column: str) -> str:
+    """A time column of the job's row in one state table, in local time, or "—"."""
+    value = (
+        model._default_manager.using(queue_database_alias())
+        .filter(job_id=job.pk)
+        .values_list(column, flat=True)
+        .first()
+    )
+    return "—" if value is None else str(localtime(value))
+
+
 class JobAdmin(QueueModelAdmin):
     list_display = (
         "id",
@@ -228,23 +239,11 @@ class JobAdmin(QueueModelAdmin):
     def next_retry(self, obj: Job) -> str:
         if not obj.worker_ids:
             return "—"
-        scheduled = (
-            ScheduledExecution.objects.using(queue_database_alias())
-            .filter(job_id=obj.pk)
-            .values_list("scheduled_at", flat=True)
-            .first()
-        )
-        return "—" if scheduled is None else str(localtime(scheduled))
+        return _moment(ScheduledExecution, obj, "scheduled_at")
 
     @admin.display(description="cancel requested")
     def cancel_request(self, obj: Job) -> str:
-        requested = (
-            ClaimedExecution.objects.using(queue_database_alias())
-            .filter(job_id=obj.pk)
-            .values_list("cancel_requested_at", flat=True)
-            .first()
-        )
-        return "—" if requested is None else str(localtime(requested))
+        return _moment(ClaimedExecution, obj, "cancel_requested_at")
 
     @admin.display(description="retry policy")
     def retry_policy_display(self, obj: Job) -> SafeString | str:
