@@ -1,5 +1,9 @@
 """What the measurements stand on: a scratch database, emptied tables between
-measurements, and runtime subprocesses that are always stopped."""
+measurements, runtime subprocesses that are always stopped, the database server's lock
+counters, and a watch on how busy the machine is.
+
+Also imported by bench/peer_child.py inside the peer's virtualenv: Django and the
+standard library only."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from django.core.management.color import no_style
 from django.db import connection
@@ -56,6 +61,29 @@ def empty_tables() -> None:
     connection.ops.execute_sql_flush(sql)
 
 
+def innodb_counters() -> dict[str, int]:
+    """MariaDB/MySQL server-wide InnoDB deadlocks and row lock waits so far; else {}.
+
+    Server-wide: anything else the server runs meanwhile counts too.
+    """
+    if connection.vendor != "mysql":
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN "
+            "('Innodb_deadlocks', 'Innodb_row_lock_waits')"
+        )
+        found = {name.lower(): int(value) for name, value in cursor.fetchall()}
+    return {
+        "deadlocks": found["innodb_deadlocks"],
+        "row_lock_waits": found["innodb_row_lock_waits"],
+    }
+
+
+def counter_change(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: after[name] - before[name] for name in before}
+
+
 def poll(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -70,7 +98,17 @@ class Runtime:
     Each runs in its own session, so stopping it reaches any child it forked.
     """
 
-    def __init__(self, label: str, commands: list[list[str]], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        label: str,
+        commands: list[list[str]],
+        env: dict[str, str],
+        *,
+        interpreter: Sequence[str] = (),
+        cwd: Path = ROOT,
+    ) -> None:
+        """``interpreter``: the python and its flags (default: this one, no flags)."""
+        python = list(interpreter) or [sys.executable]
         self.label = label
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
@@ -82,8 +120,8 @@ class Runtime:
             with log.open("wb") as output:
                 self.processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "django", *command],
-                        cwd=ROOT,
+                        [*python, "-m", "django", *command],
+                        cwd=cwd,
                         env=env,
                         stdout=output,
                         stderr=subprocess.STDOUT,
@@ -138,3 +176,104 @@ class Runtime:
             return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no output)"
+
+
+# -- how busy the machine is ----------------------------------------------------------
+
+IDLE_SAMPLE_SECONDS = 0.4
+BUSY_LOADAVG = 0.5  # 1-minute load average at the start
+BUSY_FRACTION = 0.15  # of all cores, busy while the benchmark itself was idle
+BUSY_PROCESS = 0.25  # of one core, one process of someone else's, in one idle sample
+
+
+class LoadWatch:
+    """The machine's load outside the measured processes.
+
+    Between measurements, when the benchmark runs nothing, ``sample()`` reads
+    /proc/stat (all cores) and /proc/<pid>/stat (every process) over a short sleep:
+    whatever was busy then was someone else's work, or the database server's own
+    background work (autovacuum, purge) after the last measurement.
+    """
+
+    def __init__(self) -> None:
+        self.loadavg_start = os.getloadavg()
+        self.samples: list[dict[str, Any]] = []
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        self._ours = {os.getpid(), os.getppid()}
+
+    def sample(self, moment: str) -> None:
+        cpu_before, procs_before = _cpu_times(), _process_times()
+        time.sleep(IDLE_SAMPLE_SECONDS)
+        cpu_after, procs_after = _cpu_times(), _process_times()
+        idle = cpu_after[0] - cpu_before[0]
+        total = cpu_after[1] - cpu_before[1]
+        busy: list[dict[str, Any]] = []
+        for pid, (name, ticks) in procs_after.items():
+            if pid in self._ours or pid not in procs_before:
+                continue
+            share = (ticks - procs_before[pid][1]) / self._ticks / IDLE_SAMPLE_SECONDS
+            if share >= 0.05:
+                busy.append({"pid": pid, "name": name, "core_share": round(share, 3)})
+        busy.sort(key=lambda process: -process["core_share"])
+        self.samples.append(
+            {
+                "moment": moment,
+                "loadavg_1m": os.getloadavg()[0],
+                "busy_fraction": 1 - idle / total if total else 0.0,
+                "busy_processes": busy[:5],
+            }
+        )
+
+    def summary(self) -> dict[str, Any]:
+        busy = [sample["busy_fraction"] for sample in self.samples]
+        mean_busy = sum(busy) / len(busy) if busy else 0.0
+        heavy: dict[str, float] = {}
+        for sample in self.samples:
+            for process in sample["busy_processes"]:
+                if process["core_share"] >= BUSY_PROCESS:
+                    key = f"{process['name']} ({process['pid']})"
+                    heavy[key] = max(heavy.get(key, 0.0), process["core_share"])
+        warnings = []
+        if self.loadavg_start[0] > BUSY_LOADAVG:
+            warnings.append(f"1-minute load average {self.loadavg_start[0]:.2f} at the start")
+        if mean_busy > BUSY_FRACTION:
+            warnings.append(
+                f"{mean_busy:.0%} of the CPU busy, on average, while the benchmark was idle"
+            )
+        if heavy:
+            top = sorted(heavy.items(), key=lambda item: -item[1])[:4]
+            shown = ", ".join(f"{name} {share:.0%} of a core" for name, share in top)
+            warnings.append(f"other busy processes between measurements: {shown}")
+        return {
+            "loadavg_start": self.loadavg_start,
+            "loadavg_end": os.getloadavg(),
+            "idle_busy_fraction_mean": mean_busy,
+            "idle_busy_fraction_max": max(busy, default=0.0),
+            "idle_sample_seconds": IDLE_SAMPLE_SECONDS,
+            "samples": self.samples,
+            "warnings": warnings,
+        }
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies over all cores; iowait counts as idle, guest is in user."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def _process_times() -> dict[int, tuple[str, int]]:
+    """pid -> (command name, user + system clock ticks so far)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue  # gone meanwhile
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (name, int(fields[11]) + int(fields[12]))
+    return found

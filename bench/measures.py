@@ -1,13 +1,16 @@
-"""The four measurements. Each starts from empty tables and returns plain data."""
+"""The four measurements. Each starts from empty tables and returns plain data.
+
+Also run by bench/peer_child.py inside the peer's virtualenv, on the peer's system.
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bench.harness import Runtime, empty_tables, poll
+from bench.harness import Runtime, counter_change, empty_tables, innodb_counters, poll
 from bench.systems import System, describe_commands
 
 BATCH_SIZE = 500
@@ -17,16 +20,25 @@ LATENCY_RATE = 20.0  # jobs per second
 SETTLE_SECONDS = 0.5  # after the warm-up job, so the runtime is idle-polling again
 
 
+Measure = Callable[[int], dict[str, Any]]  # a count of jobs -> its figures
+
+
 def interleaved(
-    pair: tuple[System, System], measure: Callable[[System, int], dict[str, Any]], count: int
+    contenders: Mapping[str, Measure], count: int, *, rotation: int = 0
 ) -> dict[str, dict[str, Any]]:
-    """``count`` jobs per system in ROUNDS rounds, alternating which system goes
-    first, so a burst of background load hits both; the median round counts."""
-    samples: dict[str, list[dict[str, Any]]] = {system.key: [] for system in pair}
+    """``count`` jobs per system in ROUNDS rounds, the systems taking turns in an order
+    that rotates every round, so a burst of background load hits them all; the median
+    round counts."""
+    samples: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
     for index in range(ROUNDS):
-        for system in pair if index % 2 == 0 else pair[::-1]:
-            samples[system.key].append(measure(system, count // ROUNDS))
+        for key in rotated(list(contenders), rotation + index):
+            samples[key].append(contenders[key](count // ROUNDS))
     return {key: _summary(rounds) for key, rounds in samples.items()}
+
+
+def rotated[T](items: Sequence[T], by: int) -> list[T]:
+    by %= len(items)
+    return [*items[by:], *items[:by]]
 
 
 def enqueue_throughput(system: System, count: int) -> dict[str, Any]:
@@ -50,9 +62,12 @@ def drain(system: System, count: int, processes: int, env: dict[str, str]) -> di
     empty_tables()
     system.prefill(count)
     label = f"{system.key}_drain_{processes}"
-    with Runtime(label, system.runtime_commands(processes, drain=True), env) as runtime:
+    commands = system.runtime_commands(processes, drain=True)
+    counters = innodb_counters()
+    with Runtime(label, commands, env, interpreter=system.interpreter) as runtime:
         poll(lambda: _all_done(system, runtime), timeout=60 + count / 10)
         elapsed = time.monotonic() - runtime.started
+        counters = counter_change(counters, innodb_counters())
     _require_no_failures(system)
     first, last = system.window()
     busy = (last - first).total_seconds()
@@ -62,21 +77,26 @@ def drain(system: System, count: int, processes: int, env: dict[str, str]) -> di
         "busy_jobs_per_s": count / busy,
         "busy_seconds": busy,
         "startup_seconds": first.timestamp() - runtime.started_wall,
+        "window": system.window_text,
         "commands": describe_commands(system, processes, drain=True),
+        # MariaDB only: counted server-wide from before the runtime started to the last job.
+        **({"innodb": counters} if counters else {}),
     }
 
 
 def latency(system: System, count: int, env: dict[str, str]) -> dict[str, Any]:
     """Enqueue-to-start delay of jobs paced at LATENCY_RATE into an idle runtime."""
     empty_tables()
-    with Runtime(f"{system.key}_latency", system.runtime_commands(1, drain=False), env) as runtime:
+    commands = system.runtime_commands(1, drain=False)
+    label = f"{system.key}_latency"
+    with Runtime(label, commands, env, interpreter=system.interpreter) as runtime:
         system.enqueue_one()
         poll(lambda: _all_done(system, runtime), timeout=60)
         time.sleep(SETTLE_SECONDS)
         ids = _paced_enqueue(system, count)
         poll(lambda: _all_done(system, runtime), timeout=60 + count / LATENCY_RATE)
     _require_no_failures(system)
-    delays = [_start_delay_ms(system, result_id) for result_id in ids]
+    delays = system.start_delays_ms(ids)
     cuts = statistics.quantiles(delays, n=100, method="inclusive")
     return {
         "count": count,
@@ -142,9 +162,3 @@ def _paced_enqueue(system: System, count: int) -> list[str]:
             time.sleep(delay)
         ids.append(system.enqueue_one())
     return ids
-
-
-def _start_delay_ms(system: System, result_id: str) -> float:
-    result = system.backend.get_result(result_id)
-    assert result.started_at is not None and result.enqueued_at is not None
-    return (result.started_at - result.enqueued_at).total_seconds() * 1000

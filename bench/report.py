@@ -7,8 +7,10 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from django.conf import settings
 from django.db import connection
 
 from bench.harness import ROOT
-from bench.systems import System
+from bench.peer_venv import PEER_VERSION
 
-OURS, THEIRS = "dj_queue", "django_tasks_db"
+OURS, PEER, THEIRS = "dj_queue", "dj_queue_pypi", "django_tasks_db"
+RAW, RAW_B100 = "raw", "raw_batched_100"
+DJANGO = (OURS, PEER, THEIRS)
 BULK_NOTE = "django-tasks-db has no enqueue_all: enqueue() x500 inside one transaction.atomic()"
 
 
@@ -78,99 +82,224 @@ def _settings() -> dict[str, Any]:
     }
 
 
-def progress(metric: str, system: System, figures: dict[str, Any]) -> None:
+def progress(metric: str, name: str, figures: dict[str, Any]) -> None:
     if "jobs_per_s" in figures:
         shown = f"{figures['jobs_per_s']:.0f} jobs/s"
     else:
         shown = f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms"
-    print(f"  {settings.DATABASE}: {metric:<20} {system.name:<16} {shown}", flush=True)
+    print(f"  {settings.DATABASE}: {metric:<24} {name:<16} {shown}", flush=True)
 
 
-def progress_pair(metric: str, pair: tuple[System, System], figures: dict[str, Any]) -> None:
-    for system in pair:
-        progress(metric, system, figures[system.key])
+# Table columns: key in the samples, header lines.
+COLUMNS = {
+    OURS: ("dj_queue", "(this repo)"),
+    PEER: ("dj-queue", PEER_VERSION),
+    THEIRS: ("django-", "tasks-db"),
+    RAW: ("raw", "per-job"),
+    RAW_B100: ("raw", "batch-100"),
+}
+Getter = Callable[[dict[str, Any]], float]
+Source = tuple[str, str, Getter]  # (metric, column key, figure from one sample)
 
 
-def metrics(
-    enqueue: dict[str, Any],
-    bulk: dict[str, Any],
-    drain: dict[str, Any],
-    drain4: dict[str, Any],
-    latency: dict[str, Any],
-) -> dict[str, Any]:
-    """One entry per table row; the ratio is > 1 when dj_queue is better."""
-    n = {
-        "enqueue": enqueue[OURS]["count"],
-        "bulk": bulk[OURS]["count"],
-        "drain": drain[OURS]["count"],
-        "latency": latency[OURS]["count"],
-    }
-    rows = {
-        "enqueue": _row(f"enqueue() jobs/s, N={n['enqueue']} [r]", enqueue, "jobs_per_s"),
-        "bulk": _row(
-            f"bulk enqueue jobs/s, batches of 500, N={n['bulk']} [r][a]", bulk, "jobs_per_s"
+def _field(name: str) -> Getter:
+    return lambda sample: sample[name]
+
+
+def _innodb(name: str) -> Getter:
+    return lambda sample: sample["innodb"][name]
+
+
+def _row_specs(samples: dict[str, Any], database: str) -> dict[str, tuple[str, str, list[Source]]]:
+    """Row key -> (label, better, cells)."""
+
+    def n(metric: str) -> int:
+        return int(samples[metric][OURS][0]["count"])
+
+    def django(metric: str, getter: Getter, keys: tuple[str, ...] = DJANGO) -> list[Source]:
+        return [(metric, key, getter) for key in keys]
+
+    rate, busy = _field("jobs_per_s"), _field("busy_jobs_per_s")
+    specs = {
+        "enqueue": (
+            f"enqueue() jobs/s, N={n('enqueue')} [r]",
+            "higher",
+            [*django("enqueue", rate), ("enqueue", RAW, rate)],
         ),
-        "drain": _row(f"drain jobs/s, N={n['drain']} [b]", drain, "jobs_per_s"),
-        "drain_busy": _row("  first start -> last finish", drain, "busy_jobs_per_s"),
-        "drain_4": _row(
+        "bulk": (
+            f"bulk jobs/s, batches of 500, N={n('bulk')} [r][a]",
+            "higher",
+            [*django("bulk", rate), ("bulk", RAW, rate)],
+        ),
+        "drain": (f"drain jobs/s, N={n('drain')} [b]", "higher", django("drain", rate)),
+        "drain_busy": (
+            "  first start -> last finish [d]",
+            "higher",
+            [*django("drain", busy), ("drain", RAW, rate), ("drain", RAW_B100, rate)],
+        ),
+        "drain_4": (
             "drain jobs/s vs 4 db_worker processes [c]",
-            {OURS: drain[OURS], THEIRS: drain4},
-            "jobs_per_s",
+            "higher",
+            [("drain", OURS, rate), ("drain_4", THEIRS, rate)],
         ),
-        "drain_4_busy": _row(
-            "  first start -> last finish", {OURS: drain[OURS], THEIRS: drain4}, "busy_jobs_per_s"
+        "drain_4_busy": (
+            "  first start -> last finish",
+            "higher",
+            [("drain", OURS, busy), ("drain_4", THEIRS, busy)],
         ),
     }
     for cut in ("p50", "p95", "p99"):
-        label = f"latency {cut} ms, N={n['latency']} at 20/s"
-        rows[f"latency_{cut}"] = _row(label, latency, f"{cut}_ms", lower_is_better=True)
+        label = f"latency {cut} ms, N={n('latency')} at 20/s [l]"
+        getter = _field(f"{cut}_ms")
+        specs[f"latency_{cut}"] = (
+            label,
+            "lower",
+            [*django("latency", getter), ("latency", RAW, getter)],
+        )
+    if database == "mariadb":
+        for name, label in (
+            ("deadlocks", "InnoDB deadlocks"),
+            ("row_lock_waits", "row lock waits"),
+        ):
+            getter = _innodb(name)
+            specs[f"drain_{name}"] = (f"{label} in the drain [e]", "count", django("drain", getter))
+            specs[f"drain_4_{name}"] = (
+                "  with 4 db_worker processes",
+                "count",
+                [("drain_4", THEIRS, getter)],
+            )
+    return specs
+
+
+def metrics(samples: dict[str, Any], database: str) -> dict[str, Any]:
+    """One entry per table row: per column the median over the repeats, the min-max, every
+    sample's figure, and dj_queue's ratio to it (> 1 when dj_queue is better)."""
+    rows = {}
+    for key, (label, better, cells) in _row_specs(samples, database).items():
+        values: dict[str, float] = {}
+        spread: dict[str, list[float]] = {}
+        figures: dict[str, list[float]] = {}
+        for metric, column, getter in cells:
+            found = [getter(sample) for sample in samples[metric].get(column, [])]
+            if found:
+                figures[column] = found
+                values[column] = statistics.median(found)
+                spread[column] = [min(found), max(found)]
+        ratios = {}
+        if better != "count" and OURS in values:
+            for column, value in values.items():
+                if column != OURS and value and values[OURS]:
+                    ours = values[OURS]
+                    ratios[column] = value / ours if better == "lower" else ours / value
+        rows[key] = {
+            "label": label,
+            "better": better,
+            "values": values,
+            "spread": spread,
+            "samples": figures,
+            "ratios": ratios,
+            # As before: dj_queue, django-tasks-db and the ratio of the two.
+            OURS: values.get(OURS),
+            THEIRS: values.get(THEIRS),
+            "ratio": ratios.get(THEIRS),
+        }
     return rows
 
 
-def _row(
-    label: str, pair: dict[str, Any], field: str, *, lower_is_better: bool = False
-) -> dict[str, Any]:
-    ours, theirs = pair[OURS][field], pair[THEIRS][field]
-    ratio = theirs / ours if lower_is_better else ours / theirs
-    return {
-        "label": label,
-        "better": "lower" if lower_is_better else "higher",
-        OURS: ours,
-        THEIRS: theirs,
-        "ratio": ratio,
-        "details": {OURS: pair[OURS], THEIRS: pair[THEIRS]},
-    }
+def warnings(results: dict[str, Any]) -> list[str]:
+    found = [f"busy machine, figures less reliable: {w}" for w in results["load"]["warnings"]]
+    if results["git_end"] != results["git"]:
+        found.append("the working tree changed during the run; figures mix versions")
+    return found
 
 
 def table(results: dict[str, Any]) -> str:
     config = results["settings"]
-    machine = results["machine"]
-    load = f"{machine['loadavg_start'][0]:.1f} -> {machine['loadavg_end'][0]:.1f}"
+    load = results["load"]
+    repeat = results["repeat"]
     lines = [
         "",
         f"{results['database']} ({results['server_version']}), "
         f"CONN_MAX_AGE={config['CONN_MAX_AGE']}, {'quick' if results['quick'] else 'full'} run, "
-        f"{machine['cores']} cores, load {load}, took {results['duration_seconds']:.0f}s",
-        "ratio > 1 means dj_queue is better (throughput: dj_queue / django-tasks-db; "
-        "latency: django-tasks-db / dj_queue)",
-        f"{'metric':<52} {'dj_queue':>10} {'django-tasks-db':>16} {'ratio':>7}",
+        f"repeat {repeat}, {results['machine']['cores']} cores, load "
+        f"{load['loadavg_start'][0]:.2f} -> {load['loadavg_end'][0]:.2f}, CPU busy between "
+        f"measurements {load['idle_busy_fraction_mean']:.0%} (max "
+        f"{load['idle_busy_fraction_max']:.0%}), took {results['duration_seconds']:.0f}s",
     ]
-    if results["git_end"] != results["git"]:
-        lines.insert(2, "WARNING: the working tree changed during the run; figures mix versions")
+    lines += [f"WARNING: {warning}" for warning in results["warnings"]]
+    lines.append(
+        "ratio: dj_queue vs each (throughput: dj_queue / other; latency: other / dj_queue); "
+        "> 1 means dj_queue is better"
+        + ("; median of the repeats, min-max below" if repeat > 1 else "")
+    )
+    others = [key for key in COLUMNS if key != OURS]
+    tops = "".join(f"{COLUMNS[key][0]:>{WIDTH}}" for key in COLUMNS)
+    lines.append(f"{'':<{LABEL}}{tops} | dj_queue vs")
+    bottoms = "".join(f"{COLUMNS[key][1]:>{WIDTH}}" for key in COLUMNS)
+    shorts = "".join(f"{SHORT[key]:>{RATIO_WIDTH}}" for key in others)
+    lines.append(f"{'metric':<{LABEL}}{bottoms} |{shorts}")
     for row in results["metrics"].values():
-        lines.append(
-            f"{row['label']:<52} {_number(row[OURS]):>10} {_number(row[THEIRS]):>16} "
-            f"{row['ratio']:>7.2f}"
-        )
-    lines += [
-        "[r] median rate of 5 rounds of N/5 jobs, the two systems taking turns",
-        f"[a] {BULK_NOTE}",
+        count = row["better"] == "count"
+        cells = "".join(f"{_cell(row['values'].get(key), count):>{WIDTH}}" for key in COLUMNS)
+        ratios = "".join(f"{_ratio(row['ratios'].get(key)):>{RATIO_WIDTH}}" for key in others)
+        lines.append(f"{row['label']:<{LABEL}}{cells} |{ratios}")
+        if repeat > 1:
+            spread = "".join(f"{_range(row['spread'].get(key)):>{WIDTH}}" for key in COLUMNS)
+            lines.append(f"{'    min-max':<{LABEL}}{spread} |")
+    lines += _footnotes(results)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+LABEL, WIDTH, RATIO_WIDTH = 44, 12, 9
+SHORT = {PEER: PEER_VERSION, THEIRS: "tasks-db", RAW: "raw", RAW_B100: "b100"}
+
+
+def _cell(value: float | None, count: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if count else _number(value)
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _range(span: list[float] | None) -> str:
+    if span is None:
+        return ""
+    # Kept narrow enough for its column: 10k and above in thousands.
+    low, high = (f"{v / 1000:.0f}k" if v >= 10_000 else _number(v) for v in span)
+    return f"{low}-{high}"
+
+
+def _footnotes(results: dict[str, Any]) -> list[str]:
+    notes = [
+        "[r] median rate of 5 rounds of N/5 jobs, the Django systems taking turns in a rotating"
+        " order; raw: one run of N (bench/raw.py)",
+        f"[a] {BULK_NOTE}; dj-queue {PEER_VERSION}: its enqueue_all; raw: multi-row INSERTs",
         "[b] from subprocess start to last job finished: manage.py dj_queue (1 worker process"
-        " x 4 threads)",
+        f" x 4 threads) for dj_queue and dj-queue {PEER_VERSION},",
         "    vs one manage.py db_worker --interval 0.1 --no-startup-delay --batch",
         "[c] the same dj_queue figure vs four such db_worker processes",
+        f"[d] first job started -> last finished; dj-queue {PEER_VERSION} keeps no start time"
+        " once a job has finished: first finish -> last finish.",
+        "    raw: 4 consumer processes, connected before the clock starts, one job (per-job) or"
+        " up to 100 (batch-100) per claim;",
+        "    it has no start-up to count, so it is compared with this row only",
+        "[l] enqueue -> start as each system records it (its claim); dj-queue"
+        f" {PEER_VERSION}: the start its running job reports, noted by the task",
+        "    (bench/peer_tasks.py); raw (PostgreSQL only): a LISTEN/NOTIFY consumer",
     ]
-    return "\n".join(lines)
+    if results["database"] == "mariadb":
+        notes.append(
+            "[e] change in SHOW GLOBAL STATUS Innodb_deadlocks / Innodb_row_lock_waits from"
+            " runtime start to last job finished; server-wide"
+        )
+    if "peer" not in results:
+        notes.append(f"dj-queue {PEER_VERSION} left out (--no-peer)")
+    if "module" not in results["raw"]:
+        notes.append(f"raw: {results['raw']['note']}")
+    return notes
 
 
 def _number(value: float) -> str:

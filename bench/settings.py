@@ -2,9 +2,12 @@
 
 ``DJ_QUEUE_BENCH_DB`` picks the server (sqlite, postgresql or mariadb), with the
 same connection settings as the test suite; ``DJ_QUEUE_BENCH_CONN_MAX_AGE`` sets
-``CONN_MAX_AGE`` (0, Django's default, unless given). Runtime subprocesses find
-the scratch database the benchmark created in ``DJ_QUEUE_BENCH_DB_NAME``.
-Both task systems share the one alias, so they see the same server and options.
+``CONN_MAX_AGE`` (0, Django's default, unless given; bench/run.py passes its
+``--conn-max-age``, 600 by default). Runtime subprocesses find the scratch database
+the benchmark created in ``DJ_QUEUE_BENCH_DB_NAME``. Both task systems share the one
+alias, so they see the same server and options. The dj-queue release from PyPI runs
+in its own virtualenv with bench/peer_settings.py: the same server and options, a
+scratch database of its own.
 """
 
 import os

@@ -1,8 +1,10 @@
-"""The two task systems under test, behind one small interface.
+"""The task systems under test in this interpreter, behind one small interface.
 
 Each knows how to enqueue the no-op task through its own backend, how to
-pre-fill its table quickly, how to tell when its jobs are done, and which
-``manage.py`` commands are its runtime.
+pre-fill its table quickly, how to tell when its jobs are done, which
+``manage.py`` commands are its runtime, and how long its jobs waited to start.
+The dj-queue release from PyPI implements the same interface in its own
+virtualenv (bench/peer_child.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from django.db import transaction
 from django.db.models import Max, Min
@@ -26,6 +29,11 @@ class System:
     key: str
     name: str
     task: Task
+
+    # The python (and flags) that runs the runtime commands; empty: this one.
+    interpreter: ClassVar[tuple[str, ...]] = ()
+    # What window() spans, for the busy figure.
+    window_text: ClassVar[str] = "first start -> last finish"
 
     @property
     def backend(self) -> BaseTaskBackend:
@@ -52,6 +60,15 @@ class System:
 
     def runtime_commands(self, processes: int, *, drain: bool) -> list[list[str]]:
         raise NotImplementedError
+
+    def start_delays_ms(self, result_ids: list[str]) -> list[float]:
+        """Enqueue-to-start delay of each job, as its backend's results report them."""
+        delays = []
+        for result_id in result_ids:
+            result = self.backend.get_result(result_id)
+            assert result.started_at is not None and result.enqueued_at is not None
+            delays.append((result.started_at - result.enqueued_at).total_seconds() * 1000)
+        return delays
 
 
 class DjQueue(System):
