@@ -26,6 +26,18 @@ class WorkerConfig:
     threads: int = 3
     processes: int = 1
     polling_interval: float = 0.1
+    # Claimed jobs held beyond the busy threads, so a thread that finishes one
+    # starts the next without a round trip; None: as many as threads. Only
+    # jobs expected to start soon are held (see Worker._buffer_allowed).
+    prefetch: int | None = None
+    # Seconds the outcomes of finished jobs are gathered before they are
+    # recorded in one transaction; 0: each job's outcome in its own.
+    completion_window: float = 0.005
+
+    @property
+    def buffer(self) -> int:
+        """The most jobs held beyond the busy threads."""
+        return self.threads if self.prefetch is None else self.prefetch
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +152,27 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
+def _whole_number(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{where}: expected a whole number of at least 0, got {value!r}.")
+    return value
+
+
+def _optional_whole_number(value: Any, where: str) -> int | None:
+    return None if value is None else _whole_number(value, where)
+
+
+def _seconds_or_zero(value: Any, where: str) -> float:
+    if not isinstance(value, bool) and value == 0:
+        return 0.0
+    try:
+        return _seconds(value, where)
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"{where}: expected a number of seconds, 0 or above, got {value!r}."
+        ) from None
+
+
 def _seconds(value: Any, where: str) -> float:
     seconds = None
     if not isinstance(value, bool) and isinstance(value, int | float):
@@ -228,6 +261,8 @@ def _worker(value: Any, where: str) -> WorkerConfig:
         "threads": _positive_int,
         "processes": _positive_int,
         "polling_interval": _seconds,
+        "prefetch": _optional_whole_number,
+        "completion_window": _seconds_or_zero,
     }
     return _read(WorkerConfig, value, where, parsers)
 

@@ -1,5 +1,5 @@
 from .base import Driver
 from .drivers import get_driver
-from .values import ClaimRequest, Completion, ReadyRow
+from .values import ClaimRequest, Completion, CompletionBatch, ReadyRow
 
-__all__ = ["ClaimRequest", "Completion", "Driver", "ReadyRow", "get_driver"]
+__all__ = ["ClaimRequest", "Completion", "CompletionBatch", "Driver", "ReadyRow", "get_driver"]

@@ -20,9 +20,9 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
 
 from .semaphores import SemaphoreStatements
-from .values import ClaimRequest, Completion, JobRows, ReadyRow
+from .values import ClaimRequest, Completion, CompletionBatch, JobRows, ReadyRow
 
-__all__ = ["NOTIFY_CHANNEL", "ClaimRequest", "Completion", "Driver", "ReadyRow"]
+__all__ = ["NOTIFY_CHANNEL", "ClaimRequest", "Completion", "CompletionBatch", "Driver", "ReadyRow"]
 
 # One LISTEN/NOTIFY channel for every queue: the payload names the queue. A
 # fixed name stays within PostgreSQL's 63-byte limit whatever the queue is called.
@@ -350,10 +350,15 @@ class Driver(SemaphoreStatements):
         )
         return list(cursor.fetchall()) if returning else None
 
+    def held_by_process(self) -> str:
+        """The condition (one process id parameter) that a claim row found by its
+        job id is held by that process."""
+        return f"{self.q('process_id')} = %s"
+
     def claim_held_by(self) -> str:
         """WHERE clause (job id, process id parameters) of one claim row held by
         one process: the row is found through the unique job id index."""
-        return f"{self.q('job_id')} = %s AND {self.q('process_id')} = %s"
+        return f"{self.q('job_id')} = %s AND {self.held_by_process()}"
 
     def release_claim(self, cursor: CursorWrapper, job_id: uuid.UUID, process_id: int) -> bool:
         """Delete the claim if ``process_id`` still holds it; whether it did."""
@@ -362,6 +367,62 @@ class Driver(SemaphoreStatements):
             [self.job_id_param(job_id), process_id],
         )
         return bool(cursor.rowcount)
+
+    def release_claims(
+        self, cursor: CursorWrapper, job_ids: Sequence[uuid.UUID], process_id: int
+    ) -> set[uuid.UUID]:
+        """Delete the claims among ``job_ids`` that ``process_id`` still holds,
+        found through the unique job id index (never a range of the process's
+        claims); the ids whose claims it held."""
+        q = self.q
+        where = f"{q('job_id')} IN ({self.placeholders(len(job_ids))}) AND {self.held_by_process()}"
+        params = [*(self.job_id_param(job_id) for job_id in job_ids), process_id]
+        if self.delete_returning:
+            cursor.execute(
+                f"DELETE FROM {self.claimed_table} WHERE {where} RETURNING {q('job_id')}", params
+            )
+            return {self.to_uuid(row[0]) for row in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT {q('job_id')} FROM {self.claimed_table} WHERE {where} FOR UPDATE", params
+        )
+        held = [row[0] for row in cursor.fetchall()]
+        if held:
+            cursor.execute(
+                f"DELETE FROM {self.claimed_table} WHERE {q('job_id')} IN "
+                f"({self.placeholders(len(held))})",
+                held,
+            )
+        return {self.to_uuid(job_id) for job_id in held}
+
+    def complete_many(self, cursor: CursorWrapper, batch: CompletionBatch) -> set[uuid.UUID]:
+        """Record a batch of successes inside a transaction: each job whose claim
+        the process still holds is finished (or deleted), the others are left
+        alone. Returns the ids recorded."""
+        held = self.release_claims(cursor, batch.job_ids, batch.process_id)
+        done = [(job_id, value) for job_id, value in batch.results if job_id in held]
+        if not done:
+            return held
+        q = self.q
+        ids = [self.job_id_param(job_id) for job_id, _ in done]
+        in_ids = f"{q('id')} IN ({self.placeholders(len(ids))})"
+        if not batch.preserve:
+            cursor.execute(f"DELETE FROM {self.job_table} WHERE {in_ids}", ids)
+            return held
+        finished_at = self.datetime_param(batch.finished_at)
+        values = [self.json_param(value) for _, value in done]
+        if all(value == done[0][1] for _, value in done):
+            return_value, value_params = "%s", values[:1]
+        else:
+            # Still one statement: each row picks its own value.
+            return_value = f"CASE {q('id')} {' '.join(['WHEN %s THEN %s'] * len(done))} END"
+            value_params = [item for pair in zip(ids, values, strict=True) for item in pair]
+        cursor.execute(
+            f"UPDATE {self.job_table} SET {q('finished_at')} = %s, "
+            f"{q('return_value')} = {return_value}, {self.release_unique_key()} "
+            f"WHERE {in_ids}",
+            [finished_at, *value_params, finished_at, *ids],
+        )
+        return held
 
     def use_wal(self) -> str | None:
         """Put the database in WAL journal mode if it has one; the mode it left,
@@ -397,6 +458,14 @@ class Driver(SemaphoreStatements):
         raise NotImplementedError
 
     def complete_statement(self, completion: Completion) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def complete_many_statement(self, batch: CompletionBatch) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def complete_many_and_claim_statement(
+        self, batch: CompletionBatch, request: ClaimRequest
+    ) -> tuple[str, list[Any]]:
         raise NotImplementedError
 
     def complete_and_claim_statement(

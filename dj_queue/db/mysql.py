@@ -51,11 +51,11 @@ class MySQLDriver(Driver):
         # data errors (truncation) as warnings.
         return f"ON DUPLICATE KEY UPDATE {self.q(unique)} = {self.q(unique)}"
 
-    def claim_held_by(self) -> str:
+    def held_by_process(self) -> str:
         # "+ 0" keeps the optimizer off the process_id index: scanning it would
         # lock every claim row of the process, so two threads of one worker
         # finishing jobs at once would deadlock on each other's rows.
-        return f"{self.q('job_id')} = %s AND {self.q('process_id')} + 0 = %s"
+        return f"{self.q('process_id')} + 0 = %s"
 
     def json_append(self, column: str) -> str:
         return f"JSON_ARRAY_APPEND({column}, '$', %s)"

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from .base import NOTIFY_CHANNEL, ClaimRequest, Completion, Driver
+from .base import NOTIFY_CHANNEL, ClaimRequest, Completion, CompletionBatch, Driver
 
 # serialization_failure, deadlock_detected, lock_not_available
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
@@ -117,6 +117,61 @@ class PostgreSQLDriver(Driver):
         """SQL returning one row if (and only if) the process held the claim."""
         ctes, final, params = self._complete_parts(completion)
         return f"WITH {ctes} {final}", params
+
+    # -- complete a batch --------------------------------------------------------
+    def _complete_many_parts(self, batch: CompletionBatch) -> tuple[str, str, list[Any]]:
+        """Like ``_complete_parts`` for many jobs: their ids and return values
+        travel as two arrays, so the statement's text is the same for any batch."""
+        q = self.q
+        encoder = self._json_field.encoder
+        values = [
+            None if value is None else json.dumps(value, cls=encoder) for _, value in batch.results
+        ]
+        ctes = (
+            f"done AS (SELECT * FROM unnest(%s::uuid[], %s::text[]) AS d(job_id, return_value)), "
+            f"released AS ("
+            f"DELETE FROM {self.claimed_table} AS c USING done "
+            f"WHERE c.{q('job_id')} = done.job_id AND c.{self.held_by_process()} "
+            f"RETURNING c.{q('job_id')})"
+        )
+        params: list[Any] = [batch.job_ids, values, batch.process_id]
+        if batch.preserve:
+            final = (
+                f"UPDATE {self.job_table} AS f SET {q('finished_at')} = %s, "
+                f"{q('return_value')} = done.return_value::jsonb, {self.release_unique_key()} "
+                f"FROM released JOIN done ON done.job_id = released.{q('job_id')} "
+                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
+            )
+            finished_at = self.datetime_param(batch.finished_at)
+            params += [finished_at, finished_at]
+        else:
+            final = (
+                f"DELETE FROM {self.job_table} AS f USING released "
+                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
+            )
+        return ctes, final, params
+
+    def complete_many_statement(self, batch: CompletionBatch) -> tuple[str, list[Any]]:
+        """SQL returning the id of each job recorded (its claim was still held)."""
+        ctes, final, params = self._complete_many_parts(batch)
+        return f"WITH {ctes} {final}", params
+
+    def complete_many_and_claim_statement(
+        self, batch: CompletionBatch, request: ClaimRequest
+    ) -> tuple[str, list[Any]]:
+        """One statement for a worker's whole round: record the batch and claim
+        up to ``request.limit`` jobs. Each row holds the array of recorded ids,
+        then a claimed job's ``job_columns`` and ready row id; a single row of
+        NULL job columns when nothing was claimed."""
+        complete_ctes, complete_final, complete_params = self._complete_many_parts(batch)
+        claim_ctes, claim_final, claim_params = self._claim_parts(request)
+        sql = (
+            f"WITH {complete_ctes}, finished AS ({complete_final}), "
+            f"{claim_ctes}, next_jobs AS ({claim_final}) "
+            f"SELECT (SELECT array_agg({self.q('id')}) FROM finished), next_jobs.* "
+            f"FROM (VALUES (1)) AS one LEFT JOIN next_jobs ON true"
+        )
+        return sql, [*complete_params, *claim_params]
 
     # -- complete and claim the next -------------------------------------------
     def complete_and_claim_statement(

@@ -34,6 +34,21 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class CompletionBatch:
+    """Successes of one process recorded together: (job id, return value) pairs,
+    each recorded only if ``process_id`` still holds that job's claim."""
+
+    process_id: int
+    results: tuple[tuple[uuid.UUID, Any], ...]
+    finished_at: datetime
+    preserve: bool
+
+    @property
+    def job_ids(self) -> list[uuid.UUID]:
+        return [job_id for job_id, _ in self.results]
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimRequest:
     """Up to ``limit`` ready jobs of one queue selector, for one worker."""
 

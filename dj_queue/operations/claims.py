@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from ..concurrency import ConcurrencyLimit
 from ..db import ClaimRequest, Completion, Driver, ReadyRow, get_driver
-from ..models import Job
+from ..models import Job, ReadyExecution
 from .concurrency import release_slots
 from .jobs import complete_job
 from .transactions import in_one_statement, in_transaction
@@ -50,7 +50,7 @@ def claim_jobs(
 
     def claim() -> list[Job]:
         with connections[alias].cursor() as cursor:
-            return _claim_within(
+            return claim_within(
                 alias, driver, cursor, process_id, worker_id, selectors, limit, skip_locked
             )
 
@@ -137,7 +137,7 @@ def complete_and_claim_next(
             completed = driver.complete(cursor, completion)
             if completed and limit is not None:
                 release_slots(cursor, driver, [limit], now)
-            jobs = _claim_within(
+            jobs = claim_within(
                 alias,
                 driver,
                 cursor,
@@ -152,7 +152,7 @@ def complete_and_claim_next(
     return in_transaction(alias, write)
 
 
-def _claim_within(
+def claim_within(
     alias: str,
     driver: Driver,
     cursor: CursorWrapper,
@@ -212,3 +212,32 @@ def _claim_by_statements(
 
 def _fetch_all(driver: Driver, sql: str, params: list[Any]) -> list[Any]:
     return list(driver.execute(sql, params).fetchall())
+
+
+def unclaim_jobs(alias: str, process_id: int, jobs: Sequence[Job]) -> int:
+    """Give claimed jobs that never started back to their queue: a stopping
+    worker's buffered jobs. Each claim ``process_id`` still holds is released,
+    the job is ready again and its attempt is taken back, so that it counts
+    neither as an attempt nor as started. Returns how many were given back."""
+    if not jobs:
+        return 0
+    driver = get_driver(alias)
+    now = timezone.now()
+
+    def write() -> int:
+        with connections[alias].cursor() as cursor:
+            held = driver.release_claims(cursor, [job.id for job in jobs], process_id)
+        for job in jobs:
+            if job.id not in held:
+                continue
+            worker_ids = list(job.worker_ids or [])[:-1]
+            changes: dict[str, Any] = {"worker_ids": worker_ids}
+            if not worker_ids:
+                changes.update(started_at=None, last_attempted_at=None)
+            Job.objects.using(alias).filter(pk=job.id).update(**changes)
+            ReadyExecution.objects.using(alias).create(
+                job_id=job.id, queue_name=job.queue_name, priority=job.priority, created_at=now
+            )
+        return len(held)
+
+    return in_transaction(alias, write)

@@ -8,6 +8,7 @@ import enum
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connections
 from django.utils import timezone
@@ -50,14 +51,32 @@ def fail_job(
 
     def write() -> FailOutcome | None:
         with connections[alias].cursor() as cursor:
-            if not get_driver(alias).release_claim(cursor, job_id, process_id):
-                return None
-            outcome = settle(alias, job_id, error, failed_at, backoff, final=final)
-            if limit is not None:
+            outcome = fail_claimed(
+                alias, cursor, job_id, process_id, error, failed_at, backoff, final=final
+            )
+            if outcome is not None and limit is not None:
                 release_slots(cursor, get_driver(alias), [limit], failed_at)
         return outcome
 
     return in_transaction(alias, write)
+
+
+def fail_claimed(
+    alias: str,
+    cursor: Any,
+    job_id: uuid.UUID,
+    process_id: int,
+    error: JobError,
+    failed_at: datetime,
+    backoff: Backoff | None,
+    *,
+    final: bool = False,
+) -> FailOutcome | None:
+    """``fail_job`` inside the caller's transaction, leaving the job's
+    concurrency slot to the caller: None, changing nothing, if the claim is gone."""
+    if not get_driver(alias).release_claim(cursor, job_id, process_id):
+        return None
+    return settle(alias, job_id, error, failed_at, backoff, final=final)
 
 
 def fail_claims(alias: str, claims: Iterable[ClaimedExecution], error: JobError) -> int:

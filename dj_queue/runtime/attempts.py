@@ -59,6 +59,8 @@ class RunningAttempts:
         self._lock = threading.Lock()
         self._running: dict[uuid.UUID, Attempt] = {}
         self._stuck: dict[uuid.UUID, Attempt] = {}
+        # (job id, thread id) of attempts whose outcome the worker recorded.
+        self._settled: set[tuple[uuid.UUID, int]] = set()
         self._give_back = give_back
 
     @contextmanager
@@ -118,12 +120,24 @@ class RunningAttempts:
         limited job), the slot is given back now if the attempt has already
         stopped, else once it does."""
         with self._lock:
+            self._settled.add((attempt.job.id, attempt.thread_id))
             if attempt.inside:
                 attempt.holds_slot = slot_kept
                 self._stuck[attempt.job.id] = attempt
                 return
         if slot_kept:
             self._give_back(attempt)
+
+    def settled_by_worker(self, job: Job) -> bool:
+        """Asked by the thread that ran ``job`` once its attempt ended: whether
+        the worker recorded the attempt's outcome already (a timeout, a cancel).
+        Its own late outcome is then not recorded: by then the job may be
+        claimed again, by this very process, for its next attempt."""
+        with self._lock:
+            key = (job.id, threading.get_ident())
+            settled = key in self._settled
+            self._settled.discard(key)
+            return settled
 
     def stuck(self) -> int:
         """How many attempts are still running although their outcome was recorded."""

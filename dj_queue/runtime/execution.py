@@ -44,6 +44,22 @@ class ExecutionContext:
     claim_next: Callable[[], bool] = lambda: False
     # Where its worker watches each attempt (for timeouts and cancel requests).
     attempts: RunningAttempts | None = None
+    # With a hand-over, outcomes go to the worker, which records them in
+    # batches and sends ``task_finished`` once they are committed.
+    hand_over: Callable[[Outcome], None] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Outcome:
+    """A finished attempt, on its way to be recorded: a success (its return
+    value) or a failure (``exception``)."""
+
+    job: Job
+    task_result: TaskResult | None = None
+    sender: type | None = None
+    return_value: Any = None
+    exception: BaseException | None = None
+    backoff: retries.Backoff | None = None
 
 
 def execute_job(job: Job, context: ExecutionContext) -> Job | None:
@@ -56,8 +72,11 @@ def execute_job(job: Job, context: ExecutionContext) -> Job | None:
         except BaseException as exc:
             # A row that names no task, or holds what no task can take, fails
             # the job, never the worker (a task module calling sys.exit() included).
-            _fail(context, job, exc)
             logger.error("job %s (%s) cannot run: %s", job.id, job.task_path, exc)
+            if context.hand_over is not None:
+                context.hand_over(Outcome(job, exception=exc))
+            else:
+                _finish_failed(context, job, None, None, exc, None)
             return None
         sender = type(task.get_backend())
         send_task_signal(task_started, sender, task_result)
@@ -66,16 +85,24 @@ def execute_job(job: Job, context: ExecutionContext) -> Job | None:
                 _watched_call(context, job, task, task_result), "return value"
             )
         except BaseException as exc:  # the task's own SystemExit fails its job too
-            _finish_failed(context, job, task_result, sender, exc, task)
+            if _settled_by_worker(context, job, exc):
+                return None
+            if context.hand_over is not None:
+                context.hand_over(Outcome(job, task_result, sender, None, exc, _backoff(task)))
+            else:
+                _finish_failed(context, job, task_result, sender, exc, task)
+            return None
+        if _settled_by_worker(context, job, None):
+            return None
+        if context.hand_over is not None:
+            context.hand_over(Outcome(job, task_result, sender, return_value))
             return None
         try:
             next_job = _complete(context, job, return_value)
         except DatabaseError as exc:  # the database refused to store the value
             _finish_failed(context, job, task_result, sender, exc, task)
             return None
-        _mark(task_result, TaskResultStatus.SUCCESSFUL)
-        object.__setattr__(task_result, "_return_value", return_value)
-        send_task_signal(task_finished, sender, task_result)
+        report_success(task_result, sender, return_value)
         return next_job
     finally:
         drop_broken_connections()
@@ -112,11 +139,53 @@ def _complete(context: ExecutionContext, job: Job, return_value: Any) -> Job | N
             ),
         ) in (True, None)
     if not completed:
-        _claim_lost(job)
+        claim_lost(job)
     return next_job
 
 
-def _claim_lost(job: Job) -> None:
+def report_success(task_result: TaskResult, sender: type, return_value: Any) -> None:
+    """Once a success is recorded: the result says so, ``task_finished`` is sent."""
+    _mark(task_result, TaskResultStatus.SUCCESSFUL)
+    object.__setattr__(task_result, "_return_value", return_value)
+    send_task_signal(task_finished, sender, task_result)
+
+
+def report_failure(
+    job: Job,
+    exc: BaseException,
+    error: JobError,
+    outcome: FailOutcome | None,
+    task_result: TaskResult | None,
+    sender: type | None,
+) -> None:
+    """Once a failed attempt is recorded: log where it left the job, and for a
+    final failure mark the result and send ``task_finished``. Called inside an
+    ``except`` block for ``exc``: Django's log receiver for ``task_finished``
+    reads the active exception."""
+    if outcome is None:
+        if isinstance(exc, JobTimeoutError | JobCancelledError):
+            # The worker recorded the outcome itself and stopped the attempt.
+            reason = "its timeout" if isinstance(exc, JobTimeoutError) else "its cancel"
+            logger.info("job %s stopped after %s", job.id, reason)
+        else:
+            claim_lost(job)
+    elif outcome is FailOutcome.RETRYING:
+        logger.info(
+            "job %s (%s) failed attempt %d; retrying",
+            job.id,
+            job.task_path,
+            len(job.worker_ids or []),
+        )
+    if outcome is not FailOutcome.FAILED or task_result is None or sender is None:
+        return
+    _mark(task_result, TaskResultStatus.FAILED)
+    task_result.errors.append(
+        TaskError(exception_class_path=error.exception_class_path, traceback=error.traceback)
+    )
+    send_task_signal(task_finished, sender, task_result)
+
+
+def claim_lost(job: Job) -> None:
     logger.warning(
         "job %s: its claim was taken back before it finished (its process was presumed "
         "dead); the outcome was not recorded",
@@ -137,20 +206,6 @@ def _fail(
             context.alias, job.id, context.process_id, error, limit=limit, backoff=backoff
         ),
     )
-    if outcome is None:
-        if isinstance(exc, JobTimeoutError | JobCancelledError):
-            # The worker recorded the outcome itself and stopped the attempt.
-            reason = "its timeout" if isinstance(exc, JobTimeoutError) else "its cancel"
-            logger.info("job %s stopped after %s", job.id, reason)
-        else:
-            _claim_lost(job)
-    elif outcome is FailOutcome.RETRYING:
-        logger.info(
-            "job %s (%s) failed attempt %d; retrying",
-            job.id,
-            job.task_path,
-            len(job.worker_ids or []),
-        )
     return error, outcome
 
 
@@ -166,23 +221,27 @@ def _backoff(task: Task | None) -> retries.Backoff | None:
 def _finish_failed(
     context: ExecutionContext,
     job: Job,
-    task_result: TaskResult,
-    sender: type,
+    task_result: TaskResult | None,
+    sender: type | None,
     exc: BaseException,
-    task: Task,
+    task: Task | None,
 ) -> None:
-    """Record a failed attempt; called inside the ``except`` block that caught
-    ``exc``, as Django's log receiver for ``task_finished`` reads the active
-    exception. ``task_finished`` is sent for the final outcome only: not for an
-    attempt that is retried, nor for one whose outcome another process settled."""
+    """Record a failed attempt and report it; called inside the ``except``
+    block that caught ``exc``. ``task_finished`` is sent for the final outcome
+    only: not for an attempt that is retried, nor for one whose outcome
+    another process settled."""
     error, outcome = _fail(context, job, exc, task)
-    if outcome is not FailOutcome.FAILED:
-        return
-    _mark(task_result, TaskResultStatus.FAILED)
-    task_result.errors.append(
-        TaskError(exception_class_path=error.exception_class_path, traceback=error.traceback)
-    )
-    send_task_signal(task_finished, sender, task_result)
+    report_failure(job, exc, error, outcome, task_result, sender)
+
+
+def _settled_by_worker(context: ExecutionContext, job: Job, exc: BaseException | None) -> bool:
+    """Whether the worker already recorded this attempt's outcome (it stopped
+    the attempt at its timeout or cancel); its own outcome is then dropped."""
+    if context.attempts is None or not context.attempts.settled_by_worker(job):
+        return False
+    reason = "its cancel" if isinstance(exc, JobCancelledError) else "its timeout"
+    logger.info("job %s stopped after %s", job.id, reason)
+    return True
 
 
 def _watched_call(context: ExecutionContext, job: Job, task: Task, task_result: TaskResult) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..db import get_driver
 from ..exceptions import JobCancelledError, JobTimeoutError
 from ..models import Job
 from ..operations.cancellation import cancel_requests
-from ..operations.claims import Claimant, claim_jobs
+from ..operations.claims import Claimant, claim_jobs, unclaim_jobs
 from ..operations.concurrency import give_back_slot
 from ..operations.jobs import FailOutcome, JobError, fail_job
 from ..signals import send_finished_signal
@@ -22,10 +23,15 @@ from .actor import Actor
 from .attempts import Attempt, RunningAttempts
 from .execution import ExecutionContext, execute_job
 from .pool import ExecutionPool
+from .recorder import OutcomeRecorder
 from .silence import polling
 from .wakeups import ReadyListener
 
 logger = logging.getLogger("dj_queue")
+
+# How soon a job held in a worker's buffer should start: with jobs that take
+# longer than this on every thread, nothing is held beyond the busy threads.
+PREFETCH_HORIZON = 0.02
 
 
 class Worker(Actor):
@@ -49,7 +55,10 @@ class Worker(Actor):
         self.attempts = RunningAttempts(self._give_back_slot)
         self._pool: ExecutionPool[Job] | None = None
         self.listener: ReadyListener | None = None
-        # Set while every thread is busy: a finishing job then wakes the claim loop.
+        # With a completion window, outcomes are recorded in batches by this loop.
+        self.recorder: OutcomeRecorder | None = None
+        # Set while the last claim took all it asked for (more work is likely):
+        # a finishing job then wakes the claim loop.
         self._saturated = False
 
     def metadata(self) -> dict[str, Any]:
@@ -60,25 +69,42 @@ class Worker(Actor):
         }
 
     def _job_done(self) -> None:
-        if self._saturated:
+        # Batching, the loop is woken only for a thread left without a job.
+        if self._saturated and (self.recorder is None or self._pool_has_idle()):
             self.wake()
+
+    def _pool_has_idle(self) -> bool:
+        return self._pool is not None and self._pool.idle > 0
+
+    def _starving(self) -> bool:
+        """A thread is idle although ready jobs are likely waiting."""
+        return self._saturated and self._pool_has_idle()
 
     def _pool_or_start(self) -> ExecutionPool[Job]:
         if self._pool is None:
             self._start_listener()
+            claimant = Claimant(
+                process_id=self._process_id(),
+                worker_id=self.name,
+                selectors=self.worker.queues,
+                skip_locked=self.config.use_skip_locked,
+            )
+            if self.worker.completion_window > 0:
+                self.recorder = OutcomeRecorder(
+                    self.alias,
+                    claimant,
+                    preserve=self.config.preserve_finished_jobs,
+                    on_first=self.wake,
+                )
             context = ExecutionContext(
                 alias=self.alias,
                 process_id=self._process_id(),
                 preserve_finished_jobs=self.config.preserve_finished_jobs,
                 stopping=lambda: self.stopping,
-                claimant=Claimant(
-                    process_id=self._process_id(),
-                    worker_id=self.name,
-                    selectors=self.worker.queues,
-                    skip_locked=self.config.use_skip_locked,
-                ),
+                claimant=claimant,
                 claim_next=lambda: self._saturated and not self.stopping,
                 attempts=self.attempts,
+                hand_over=self.recorder.hand_over if self.recorder else None,
             )
             self._pool = ExecutionPool(
                 self.worker.threads,
@@ -86,8 +112,23 @@ class Worker(Actor):
                 self._job_done,
                 name=self.name,
                 next_item=self._claim_next,
+                buffer=self.worker.buffer,
             )
         return self._pool
+
+    def _claim_limit(self, pool: ExecutionPool[Job]) -> int:
+        """How many jobs to claim now: one per idle thread, plus what the buffer may hold."""
+        return max(0, pool.size + self._buffer_allowed(pool) - pool.accepted)
+
+    def _buffer_allowed(self, pool: ExecutionPool[Job]) -> int:
+        """Jobs held beyond the busy threads, so that none waits on a claim round
+        trip: only as many as the threads are expected to start within
+        PREFETCH_HORIZON, judged by how long recent jobs took. A job held here
+        is one that another node cannot run; long jobs are not held at all."""
+        mean = pool.mean_run_seconds
+        if not pool.buffer or mean is None:
+            return 0
+        return min(pool.buffer, int(PREFETCH_HORIZON * pool.size / max(mean, 1e-6)))
 
     def _claim(self, limit: int) -> list[Job]:
         with polling(self.config.silence_polling):
@@ -118,25 +159,50 @@ class Worker(Actor):
         self._stop_cancelled()
         if self.stopping:
             return
-        idle = pool.idle
-        if idle == 0:
+        if self.recorder is not None:
+            self._record_and_claim(pool, self.recorder)
+            return
+        limit = self._claim_limit(pool)
+        if limit == 0:
             self._saturated = True
             self.sleep(self._wait())
             return
-        jobs = self._claim(idle)
+        jobs = self._claim(limit)
         for job in jobs:
             pool.submit(job)
-        self._saturated = len(jobs) == idle
+        self._saturated = len(jobs) == limit
         if not self._saturated:
             self.sleep(self._wait())
 
+    def _record_and_claim(self, pool: ExecutionPool[Job], recorder: OutcomeRecorder) -> None:
+        """One round when batching: record the outcomes handed over, claim
+        what the threads and the buffer can take, in one transaction; then
+        wait for the next outcome (and the window after it), a wake-up or the
+        polling interval."""
+        limit = self._claim_limit(pool)
+        if recorder.pending or limit:
+            with polling(self.config.silence_polling):
+                jobs = recorder.flush(limit)
+            for job in jobs:
+                pool.submit(job)
+            self._saturated = len(jobs) == limit if limit else self._saturated
+        if self._saturated and self._claim_limit(pool):
+            return
+        if not recorder.pending:
+            self.sleep(self._wait())
+        hold = recorder.hold_left(self.worker.completion_window)
+        if hold and not self._starving():
+            self.sleep(min(hold, self._until_deadline()))
+
     def _wait(self) -> float:
         """The polling interval, or less when an attempt's deadline comes sooner."""
-        wait = self.worker.polling_interval
+        return min(self.worker.polling_interval, self._until_deadline())
+
+    def _until_deadline(self) -> float:
         deadline = self.attempts.next_deadline()
-        if deadline is not None:
-            wait = min(wait, max(0.0, deadline - time.monotonic()) + 0.01)
-        return wait
+        if deadline is None:
+            return math.inf
+        return max(0.0, deadline - time.monotonic()) + 0.01
 
     def _stop_overdue(self) -> None:
         """Fail each attempt past its deadline (retried if its policy allows)
@@ -231,6 +297,7 @@ class Worker(Actor):
         if self._pool is None:
             return
         timeout = self.config.shutdown_timeout
+        self._pool.stop_starting()
         if not self._drain(timeout):
             self.clean_exit = False
             logger.warning(
@@ -238,5 +305,35 @@ class Worker(Actor):
                 self.name,
                 timeout,
             )
+        self._give_back_unstarted(self._pool.take_unstarted())
+        self._flush_last()
         self.attempts.give_back_stuck()
         self._pool.close()
+
+    def _give_back_unstarted(self, jobs: list[Job]) -> None:
+        try:
+            unclaim_jobs(self.alias, self._process_id(), jobs)
+        except DatabaseError as exc:
+            # Left claimed: the deregistration fails them (or pruning, later).
+            self._on_error(exc, f"worker {self.name} giving back unstarted jobs")
+
+    def _flush_last(self) -> None:
+        """Record the outcomes still pending, trying while the shutdown timeout lasts."""
+        if self.recorder is None:
+            return
+        end = time.monotonic() + self.config.shutdown_timeout
+        delay = 0.1
+        while self.recorder.pending:
+            try:
+                self.recorder.flush()
+            except DatabaseError as exc:
+                self._on_error(exc, f"worker {self.name} recording its last outcomes")
+                if time.monotonic() + delay > end:
+                    logger.error(
+                        "worker %s could not record %d job outcome(s) before stopping",
+                        self.name,
+                        self.recorder.pending,
+                    )
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)

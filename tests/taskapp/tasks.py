@@ -200,6 +200,22 @@ crash_once.func.retry_delay = 0
 
 
 @task(takes_context=True)
+def finish_then_die(context: TaskContext, marker):
+    """Attempt 1 writes its pid to ``marker`` and returns at once, so that its
+    outcome waits in its worker's batch when the test kills the worker."""
+    import os
+
+    if context.attempt == 1:
+        with open(marker, "w") as out:
+            out.write(str(os.getpid()))
+    return context.attempt
+
+
+finish_then_die.func.max_attempts = 2
+finish_then_die.func.retry_delay = 0
+
+
+@task(takes_context=True)
 def crash_never_retried(context: TaskContext, marker):
     import os
 
