@@ -27,17 +27,12 @@ class WorkerConfig:
     processes: int = 1
     polling_interval: float = 0.1
     # Claimed jobs held beyond the busy threads, so a thread that finishes one
-    # starts the next without a round trip; None: as many as threads. Only
-    # jobs expected to start soon are held (see Worker._buffer_allowed).
-    prefetch: int | None = None
+    # starts the next without a round trip. Only jobs expected to start soon
+    # are held (see Worker._buffer_allowed).
+    prefetch: int = 32
     # Seconds the outcomes of finished jobs are gathered before they are
     # recorded in one transaction; 0: each job's outcome in its own.
     completion_window: float = 0.005
-
-    @property
-    def buffer(self) -> int:
-        """The most jobs held beyond the busy threads."""
-        return self.threads if self.prefetch is None else self.prefetch
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +153,6 @@ def _whole_number(value: Any, where: str) -> int:
     return value
 
 
-def _optional_whole_number(value: Any, where: str) -> int | None:
-    return None if value is None else _whole_number(value, where)
-
-
 def _seconds_or_zero(value: Any, where: str) -> float:
     if not isinstance(value, bool) and value == 0:
         return 0.0
@@ -261,7 +252,7 @@ def _worker(value: Any, where: str) -> WorkerConfig:
         "threads": _positive_int,
         "processes": _positive_int,
         "polling_interval": _seconds,
-        "prefetch": _optional_whole_number,
+        "prefetch": _whole_number,
         "completion_window": _seconds_or_zero,
     }
     return _read(WorkerConfig, value, where, parsers)

@@ -80,6 +80,14 @@ def test_seconds_accept_integers_and_floats():
     assert config.shutdown_timeout == 0.5
 
 
+def test_batching_options_take_zero_to_turn_off():
+    default = parse({}).workers[0]
+    assert (default.prefetch, default.completion_window) == (32, 0.005)
+    config = parse({"workers": [{"prefetch": 0, "completion_window": 0}]})
+    assert (config.workers[0].prefetch, config.workers[0].completion_window) == (0, 0.0)
+    assert parse({"workers": [{"completion_window": 0.02}]}).workers[0].completion_window == 0.02
+
+
 def test_recurring_tasks_are_parsed():
     config = parse(
         {
@@ -134,6 +142,16 @@ BAD_OPTIONS = {
         "['workers'][1]['threads']",
     ),
     "processes-zero": ({"workers": [{"processes": 0}]}, f"{W0}['processes']"),
+    "prefetch-negative": ({"workers": [{"prefetch": -1}]}, f"{W0}['prefetch']"),
+    "prefetch-float": ({"workers": [{"prefetch": 1.5}]}, f"{W0}['prefetch']"),
+    "completion-window-negative": (
+        {"workers": [{"completion_window": -0.01}]},
+        f"{W0}['completion_window']",
+    ),
+    "completion-window-text": (
+        {"workers": [{"completion_window": "5ms"}]},
+        f"{W0}['completion_window']",
+    ),
     "polling-interval-zero": ({"workers": [{"polling_interval": 0}]}, f"{W0}['polling_interval']"),
     "polling-interval-negative": (
         {"workers": [{"polling_interval": -1}]},

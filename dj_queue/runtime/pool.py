@@ -8,9 +8,9 @@ deregistration) instead of blocking exit.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from .connections import close_thread_connections
@@ -43,13 +43,18 @@ class ExecutionPool[T]:
         self._run = run
         self._on_done = on_done
         self._next_item = next_item
-        self._queue: queue.SimpleQueue[T | None] = queue.SimpleQueue()
+        # Items waiting for a thread, with when each was accepted; None stops a thread.
+        self._waiting: deque[tuple[T | None, float]] = deque()
         self._accepted = 0  # running or waiting in the buffer
         self._running = 0
         self._starting = True
         self._unstarted: list[T] = []
         self._mean_run_seconds: float | None = None
-        self._lock = threading.Condition()
+        mutex = threading.Lock()
+        # Notified when an item stops running (wait_idle) ...
+        self._lock = threading.Condition(mutex)
+        # ... and when one is waiting for a thread.
+        self._work = threading.Condition(mutex)
         self._threads = [
             threading.Thread(target=self._serve, name=f"{name}-{index}", daemon=True)
             for index in range(size)
@@ -80,19 +85,31 @@ class ExecutionPool[T]:
             if self._accepted >= self.size + self.buffer:
                 raise RuntimeError("ExecutionPool.submit: no idle thread and the buffer is full")
             self._accepted += 1
-        self._queue.put(item)
+            self._waiting.append((item, time.monotonic()))
+            self._work.notify()
+
+    def take_waiting_longer_than(self, seconds: float) -> list[T]:
+        """Take back the items that have waited for a thread more than ``seconds``."""
+        cutoff = time.monotonic() - seconds
+        taken: list[T] = []
+        with self._lock:
+            # Oldest first: the first one young enough ends the search.
+            while self._waiting and (entry := self._waiting[0])[1] <= cutoff:
+                if entry[0] is None:
+                    break
+                taken.append(entry[0])
+                self._waiting.popleft()
+            self._accepted -= len(taken)
+        return taken
 
     def stop_starting(self) -> None:
         """Start no more items: those still waiting become ``take_unstarted()``'s."""
         with self._lock:
             self._starting = False
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                self._set_aside(item)
+            kept = [entry for entry in self._waiting if entry[0] is None]
+            self._unstarted += [item for item, _ in self._waiting if item is not None]
+            self._accepted -= len(self._waiting) - len(kept)
+            self._waiting = deque(kept)
 
     def take_unstarted(self) -> list[T]:
         """The items accepted but never started since ``stop_starting()``."""
@@ -107,14 +124,9 @@ class ExecutionPool[T]:
             return self._lock.wait_for(lambda: self._running <= still_busy(), timeout)
 
     def close(self) -> None:
-        for _ in self._threads:
-            self._queue.put(None)
-
-    def _set_aside(self, item: T) -> None:
         with self._lock:
-            self._unstarted.append(item)
-            self._accepted -= 1
-            self._lock.notify_all()
+            self._waiting.extend((None, time.monotonic()) for _ in self._threads)
+            self._work.notify_all()
 
     def _run_one(self, item: T) -> T | None:
         """Run ``item``; return the next one this thread should run, if any."""
@@ -143,22 +155,23 @@ class ExecutionPool[T]:
                 seconds if mean is None else mean + RUN_TIME_WEIGHT * (seconds - mean)
             )
 
-    def _begin(self, item: T) -> bool:
+    def _next(self) -> T | None:
+        """The next item to run, waiting for one; None when the pool closes."""
         with self._lock:
-            if not self._starting:
-                starting = False
-            else:
-                starting = True
-                self._running += 1
-        if not starting:
-            self._set_aside(item)
-        return starting
+            while True:
+                self._work.wait_for(lambda: bool(self._waiting))
+                item, _ = self._waiting.popleft()
+                if item is None:
+                    return None
+                if self._starting:
+                    self._running += 1
+                    return item
+                self._unstarted.append(item)
+                self._accepted -= 1
 
     def _serve(self) -> None:
         try:
-            while (item := self._queue.get()) is not None:
-                if not self._begin(item):
-                    continue
+            while (item := self._next()) is not None:
                 following: T | None = item
                 while following is not None:
                     following = self._run_one(following)

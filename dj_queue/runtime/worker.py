@@ -32,6 +32,8 @@ logger = logging.getLogger("dj_queue")
 # How soon a job held in a worker's buffer should start: with jobs that take
 # longer than this on every thread, nothing is held beyond the busy threads.
 PREFETCH_HORIZON = 0.02
+# A buffered job that waited this long after all is given back to its queue.
+STALE_AFTER = 0.25
 
 
 class Worker(Actor):
@@ -60,6 +62,8 @@ class Worker(Actor):
         # Set while the last claim took all it asked for (more work is likely):
         # a finishing job then wakes the claim loop.
         self._saturated = False
+        # Set when buffered jobs waited too long, until a running job ends.
+        self._buffer_paused = False
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,7 @@ class Worker(Actor):
         }
 
     def _job_done(self) -> None:
+        self._buffer_paused = False
         # Batching, the loop is woken only for a thread left without a job.
         if self._saturated and (self.recorder is None or self._pool_has_idle()):
             self.wake()
@@ -111,8 +116,9 @@ class Worker(Actor):
                 lambda job: execute_job(job, context),
                 self._job_done,
                 name=self.name,
-                next_item=self._claim_next,
-                buffer=self.worker.buffer,
+                # Batching, the loop claims for every thread at once.
+                next_item=self._claim_next if self.recorder is None else lambda: None,
+                buffer=self.worker.prefetch,
             )
         return self._pool
 
@@ -126,7 +132,7 @@ class Worker(Actor):
         PREFETCH_HORIZON, judged by how long recent jobs took. A job held here
         is one that another node cannot run; long jobs are not held at all."""
         mean = pool.mean_run_seconds
-        if not pool.buffer or mean is None:
+        if not pool.buffer or mean is None or self._buffer_paused:
             return 0
         return min(pool.buffer, int(PREFETCH_HORIZON * pool.size / max(mean, 1e-6)))
 
@@ -159,6 +165,7 @@ class Worker(Actor):
         self._stop_cancelled()
         if self.stopping:
             return
+        self._give_back_stale(pool)
         if self.recorder is not None:
             self._record_and_claim(pool, self.recorder)
             return
@@ -309,6 +316,15 @@ class Worker(Actor):
         self._flush_last()
         self.attempts.give_back_stuck()
         self._pool.close()
+
+    def _give_back_stale(self, pool: ExecutionPool[Job]) -> None:
+        """Buffered jobs still waiting well past the horizon (the threads turned
+        out busy with longer jobs) go back to their queue, where another node
+        may take them; nothing is buffered again until a running job ends."""
+        stale = pool.take_waiting_longer_than(STALE_AFTER)
+        if stale:
+            self._buffer_paused = True
+            self._give_back_unstarted(stale)
 
     def _give_back_unstarted(self, jobs: list[Job]) -> None:
         try:
