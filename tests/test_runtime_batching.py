@@ -8,7 +8,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from django.tasks import TaskResultStatus
+from django.db import connection
+from django.tasks import TaskResultStatus, default_task_backend
 
 from dj_queue.models import ClaimedExecution, Job, ReadyExecution
 from tests.conftest import finished, options_env, wait_until
@@ -82,3 +83,37 @@ def test_a_stopping_worker_gives_its_unstarted_jobs_back(start_runtime, mode):
     )
     assert not Job.objects.filter(pk__in=waiting).exclude(worker_ids=[]).exists()
     assert_invariants()
+
+
+# Enough jobs that the deadlocks this guards against (a few per 10,000 before)
+# would surely show.
+JOBS = 8000
+
+
+def innodb_deadlocks() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")
+        return int(cursor.fetchone()[1])
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="InnoDB's deadlock counter")
+@pytest.mark.parametrize("window", [0.005, 0], ids=["batched", "per-job"])
+def test_a_drain_by_three_worker_processes_meets_no_deadlock(start_runtime, window):
+    """Completions lock only their own claim rows and claims skip the rows
+    others hold, so InnoDB never has to break a deadlock (the retry would hide
+    one: the counter does not)."""
+    before = innodb_deadlocks()
+    backend = default_task_backend
+    for start in range(0, JOBS, 500):
+        backend.enqueue_all([(add, (n, n), {}) for n in range(start, start + 500)])
+    start_runtime(
+        "--mode",
+        "fork",
+        "--only-work",
+        extra_env=worker_options(threads=4, processes=3, completion_window=window),
+    )
+
+    wait_until(lambda: not Job.objects.filter(finished_at__isnull=True).exists(), timeout=120)
+
+    assert innodb_deadlocks() - before == 0
+    assert assert_invariants() == {"finished": JOBS}

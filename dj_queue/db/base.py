@@ -98,6 +98,11 @@ class Driver(SemaphoreStatements):
     def placeholders(count: int) -> str:
         return ", ".join(["%s"] * count)
 
+    def by_ids(self, count: int) -> str:
+        """What follows ``WHERE id IN (…count ids…)`` in an UPDATE or DELETE
+        so that the database goes straight to those rows (see MySQL)."""
+        return ""
+
     # -- queue selectors ----------------------------------------------------
     def queue_equals(self, column: str, name: str) -> tuple[str, list[Any]]:
         return f"{column} = %s", [name]
@@ -210,7 +215,8 @@ class Driver(SemaphoreStatements):
             rows = cursor.fetchall()
             if rows:
                 cursor.execute(
-                    f"DELETE FROM {table} WHERE {q('id')} IN ({self.placeholders(len(rows))})",
+                    f"DELETE FROM {table} WHERE {q('id')} IN ({self.placeholders(len(rows))})"
+                    f"{self.by_ids(len(rows))}",
                     [row[0] for row in rows],
                 )
         taken = [ReadyRow(row[0], self.to_uuid(row[1]), row[2], row[3]) for row in rows]
@@ -340,7 +346,8 @@ class Driver(SemaphoreStatements):
             f"{q('started_at')} = COALESCE({q('started_at')}, %s), "
             f"{q('last_attempted_at')} = %s, "
             f"{q('worker_ids')} = {self.json_append(q('worker_ids'))} "
-            f"WHERE {q('id')} IN ({self.placeholders(len(job_ids))}){returning}",
+            f"WHERE {q('id')} IN ({self.placeholders(len(job_ids))})"
+            f"{self.by_ids(len(job_ids))}{returning}",
             [
                 self.datetime_param(now),
                 self.datetime_param(now),
@@ -406,7 +413,9 @@ class Driver(SemaphoreStatements):
         ids = [self.job_id_param(job_id) for job_id, _ in done]
         in_ids = f"{q('id')} IN ({self.placeholders(len(ids))})"
         if not batch.preserve:
-            cursor.execute(f"DELETE FROM {self.job_table} WHERE {in_ids}", ids)
+            cursor.execute(
+                f"DELETE FROM {self.job_table} WHERE {in_ids}{self.by_ids(len(ids))}", ids
+            )
             return held
         finished_at = self.datetime_param(batch.finished_at)
         values = [self.json_param(value) for _, value in done]
@@ -419,7 +428,7 @@ class Driver(SemaphoreStatements):
         cursor.execute(
             f"UPDATE {self.job_table} SET {q('finished_at')} = %s, "
             f"{q('return_value')} = {return_value}, {self.release_unique_key()} "
-            f"WHERE {in_ids}",
+            f"WHERE {in_ids}{self.by_ids(len(ids))}",
             [finished_at, *value_params, finished_at, *ids],
         )
         return held

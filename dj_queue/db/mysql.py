@@ -1,5 +1,8 @@
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from django.db.backends.utils import CursorWrapper
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
@@ -18,6 +21,7 @@ class MySQLDriver(Driver):
     """
 
     vendor = "mysql"
+    _claim_index: str | None = None
     # Django connects with CLIENT_FOUND_ROWS: a duplicate key "updated" to itself
     # counts as a row, like an insert.
     reports_inserted_rows = False
@@ -56,6 +60,53 @@ class MySQLDriver(Driver):
         # lock every claim row of the process, so two threads of one worker
         # finishing jobs at once would deadlock on each other's rows.
         return f"{self.q('process_id')} + 0 = %s"
+
+    def release_claims(
+        self, cursor: CursorWrapper, job_ids: Sequence[uuid.UUID], process_id: int
+    ) -> set[uuid.UUID]:
+        """Lock the claims through the unique job id index, named in the query:
+        on a table as small as the claims, the optimizer would rather scan it
+        all, locking every other worker's claim rows until the commit (a
+        deadlock with their own completions). Then delete them by primary key."""
+        q = self.q
+        cursor.execute(
+            f"SELECT {q('id')}, {q('job_id')} FROM {self.claimed_table} "
+            f"FORCE INDEX ({q(self._claim_job_index(cursor))}) "
+            f"WHERE {q('job_id')} IN ({self.placeholders(len(job_ids))}) "
+            f"AND {self.held_by_process()} FOR UPDATE",
+            [*(self.job_id_param(job_id) for job_id in job_ids), process_id],
+        )
+        rows = cursor.fetchall()
+        if rows:
+            cursor.execute(
+                f"DELETE FROM {self.claimed_table} WHERE {q('id')} IN "
+                f"({self.placeholders(len(rows))}){self.by_ids(len(rows))}",
+                [row[0] for row in rows],
+            )
+        return {self.to_uuid(row[1]) for row in rows}
+
+    def by_ids(self, count: int) -> str:
+        # An UPDATE or DELETE by a list of ids, on a table that holds few more
+        # rows than that (the claims, the ready jobs of a drained queue), is
+        # planned as a scan of the whole table, which locks every row until the
+        # commit: other workers' rows too, hence waits and deadlocks. ORDER BY
+        # and LIMIT make it a range on the primary key, locking only those.
+        return f" ORDER BY {self.q('id')} LIMIT {int(count)}"
+
+    def _claim_job_index(self, cursor: CursorWrapper) -> str:
+        """The name of the claims' unique index on ``job_id``, read once."""
+        if self._claim_index is None:
+            from ..models import ClaimedExecution
+
+            constraints = self.connection.introspection.get_constraints(
+                cursor, ClaimedExecution._meta.db_table
+            )
+            self._claim_index = next(
+                name
+                for name, constraint in constraints.items()
+                if constraint["columns"] == ["job_id"] and constraint["unique"]
+            )
+        return self._claim_index
 
     def json_append(self, column: str) -> str:
         return f"JSON_ARRAY_APPEND({column}, '$', %s)"
