@@ -124,6 +124,14 @@ def enqueue_jobs(
 
         in_transaction(alias, insert_all)
         return EnqueueOutcome()
+    if plain:
+        # Nothing to look up first: the INSERTs alone (no notify elsewhere).
+        def write_plain() -> None:
+            with connections[alias].cursor() as cursor:
+                driver.enqueue(cursor, new_jobs, now)
+
+        in_transaction(alias, write_plain)
+        return EnqueueOutcome()
 
     def write() -> EnqueueOutcome:
         with connections[alias].cursor() as cursor:
