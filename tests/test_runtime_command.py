@@ -91,7 +91,8 @@ def test_sigterm_lets_the_running_job_finish(start_runtime, mode):
     runtime.signal(signal.SIGTERM)
     runtime.signal(signal.SIGTERM)  # a second TERM changes nothing
 
-    assert runtime.stop() == 0
+    code = runtime.stop()
+    assert code == 0, runtime.log()
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL
     assert not Process.objects.exists()

@@ -103,3 +103,18 @@ def test_the_mean_run_time_follows_recent_items():
     later = pool.mean_run_seconds
     assert later is not None and later < first / 2
     pool.close()
+
+
+def test_a_stopping_pool_hands_back_only_what_its_threads_are_not_running(gate):
+    pool = ExecutionPool(2, gate.run, lambda: None, name="t", buffer=2)
+    for item in "abcd":
+        pool.submit(item)
+    wait_for(lambda: sorted(gate.started) == ["a", "b"])
+
+    pool.stop_starting()
+    gate.release("all")
+
+    assert pool.wait_idle(5)
+    assert pool.take_unstarted() == ["c", "d"]
+    assert sorted(gate.started) == ["a", "b"]
+    pool.close()

@@ -47,7 +47,8 @@ class ExecutionPool[T]:
         self._waiting: deque[tuple[T | None, float]] = deque()
         self._accepted = 0  # running or waiting in the buffer
         self._running = 0
-        self._starting = True
+        # How many more items may start; None: no limit (until stop_starting).
+        self._may_start: int | None = None
         self._unstarted: list[T] = []
         self._mean_run_seconds: float | None = None
         mutex = threading.Lock()
@@ -103,13 +104,20 @@ class ExecutionPool[T]:
         return taken
 
     def stop_starting(self) -> None:
-        """Start no more items: those still waiting become ``take_unstarted()``'s."""
+        """Start no more items than the idle threads are about to take: the
+        others still waiting become ``take_unstarted()``'s."""
         with self._lock:
-            self._starting = False
-            kept = [entry for entry in self._waiting if entry[0] is None]
-            self._unstarted += [item for item, _ in self._waiting if item is not None]
-            self._accepted -= len(self._waiting) - len(kept)
-            self._waiting = deque(kept)
+            self._may_start = max(0, self.size - self._running)
+            waiting: deque[tuple[T | None, float]] = deque()
+            kept = 0
+            for item, at in self._waiting:
+                if item is not None and kept >= self._may_start:
+                    self._unstarted.append(item)
+                    self._accepted -= 1
+                    continue
+                kept += item is not None
+                waiting.append((item, at))
+            self._waiting = waiting
 
     def take_unstarted(self) -> list[T]:
         """The items accepted but never started since ``stop_starting()``."""
@@ -121,7 +129,8 @@ class ExecutionPool[T]:
         """Wait until no job runs but the ``still_busy()`` ones, which are no
         longer waited for; False if others still run after ``timeout``."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._running <= still_busy(), timeout)
+            # Accepted, not running: an item an idle thread is about to start counts.
+            return self._lock.wait_for(lambda: self._accepted <= still_busy(), timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -163,7 +172,9 @@ class ExecutionPool[T]:
                 item, _ = self._waiting.popleft()
                 if item is None:
                     return None
-                if self._starting:
+                if self._may_start is None or self._may_start > 0:
+                    if self._may_start is not None:
+                        self._may_start -= 1
                     self._running += 1
                     return item
                 self._unstarted.append(item)
