@@ -6,7 +6,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
-from .base import Driver, _like_prefix
+from .base import Driver, ReadyRow, _like_prefix
 
 # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
 _TRANSIENT_CODES = {1213, 1205}
@@ -85,12 +85,55 @@ class MySQLDriver(Driver):
             )
         return {self.to_uuid(row[1]) for row in rows}
 
+    def _take(
+        self,
+        cursor: CursorWrapper,
+        table: str,
+        where: str,
+        params: list[Any],
+        order: str,
+        limit: int,
+        skip_locked: bool,
+    ) -> list[ReadyRow]:
+        """Choose the rows with a plain read, then lock them by primary key,
+        skipping those another claim holds. A locking read through the queue
+        order index would also lock index entries of rows it skips; their
+        holders' DELETEs then wait on it while it waits on them (InnoDB's
+        deadlock between concurrent claims)."""
+        if not (skip_locked and self.has_skip_locked):
+            return super()._take(cursor, table, where, params, order, limit, skip_locked)
+        q = self.q
+        cursor.execute(
+            f"SELECT {q('id')} FROM {table} WHERE {where} ORDER BY {order} LIMIT %s",
+            [*params, limit],
+        )
+        chosen = [row[0] for row in cursor.fetchall()]
+        if not chosen:
+            return []
+        cursor.execute(
+            f"SELECT {q('id')}, {q('job_id')}, {q('queue_name')}, {q('priority')} "
+            f"FROM {table} WHERE {q('id')} IN ({self.placeholders(len(chosen))})"
+            f"{self.by_ids(len(chosen))} FOR UPDATE SKIP LOCKED",
+            chosen,
+        )
+        rows = cursor.fetchall()
+        if rows:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {q('id')} IN ({self.placeholders(len(rows))})"
+                f"{self.by_ids(len(rows))}",
+                [row[0] for row in rows],
+            )
+        taken = [ReadyRow(row[0], self.to_uuid(row[1]), row[2], row[3]) for row in rows]
+        taken.sort(key=lambda row: (-row.priority, row.row_id))
+        return taken
+
     def by_ids(self, count: int) -> str:
-        # An UPDATE or DELETE by a list of ids, on a table that holds few more
-        # rows than that (the claims, the ready jobs of a drained queue), is
-        # planned as a scan of the whole table, which locks every row until the
-        # commit: other workers' rows too, hence waits and deadlocks. ORDER BY
-        # and LIMIT make it a range on the primary key, locking only those.
+        # A locking read, UPDATE or DELETE by a list of ids, on a table that
+        # holds few more rows than that (the claims, the ready jobs of a drained
+        # queue), is planned as a scan of the whole table, which locks every row
+        # until the commit: other workers' rows too, hence waits and deadlocks.
+        # ORDER BY and LIMIT make it a range on the primary key (an index hint
+        # does not), locking only those.
         return f" ORDER BY {self.q('id')} LIMIT {int(count)}"
 
     def _claim_job_index(self, cursor: CursorWrapper) -> str:
