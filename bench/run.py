@@ -17,7 +17,7 @@ every measurement.
   (bench/peer_settings.py, the same topology) and its own scratch database on the same
   server; its measurements run in child processes of that virtualenv.
 - django-tasks-db: db_worker, one process, and four for a second drain row.
-- raw: bench/raw.py, the same job life cycle straight on the driver (4 consumer
+- raw: bench/raw/, the same job life cycle straight on the driver (4 consumer
   processes, one job or 100 per claim), in the same scratch database.
 
 ``--conn-max-age`` (default 600) is CONN_MAX_AGE for every Django system, so all of them
