@@ -275,7 +275,7 @@ def _range(span: list[float] | None) -> str:
 def _footnotes(results: dict[str, Any]) -> list[str]:
     notes = [
         "[r] median rate of 5 rounds of N/5 jobs, the Django systems taking turns in a rotating"
-        " order; raw: one run of N (bench/raw.py)",
+        " order; raw: one run of N (bench/raw/)",
         f"[a] {BULK_NOTE}; dj-queue {PEER_VERSION}: its enqueue_all; raw: multi-row INSERTs",
         "[b] from subprocess start to last job finished: manage.py dj_queue (1 worker process"
         f" x 4 threads) for dj_queue and dj-queue {PEER_VERSION},",

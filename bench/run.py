@@ -193,18 +193,18 @@ def run_one(args: argparse.Namespace) -> int:
 
 
 def _raw_module(skip: bool) -> tuple[Any, dict[str, Any]]:
-    """bench/raw.py, written separately, if it is there."""
+    """bench/raw/, if it imports."""
     if skip:
         return None, {"note": "left out (--no-raw)"}
     try:
         from bench import raw
     except ImportError as exc:
-        return None, {"note": f"no raw columns: bench/raw.py could not be imported ({exc})"}
-    return raw, {"module": "bench/raw.py", "note": "measure(); see each sample's description"}
+        return None, {"note": f"no raw columns: bench/raw/ could not be imported ({exc})"}
+    return raw, {"module": "bench/raw/", "note": "measure(); see each sample's description"}
 
 
 def _raw_connect(scratch_name: str) -> dict[str, Any]:
-    """Driver connect() arguments for the scratch database, for bench/raw.py."""
+    """Driver connect() arguments for the scratch database, for bench/raw/."""
     from django.db import connection
 
     db = connection.settings_dict
@@ -306,7 +306,7 @@ def measure_all(
     return samples
 
 
-# bench/raw.py's metric -> (metric, column) here.
+# bench/raw/'s metric -> (metric, column) here.
 RAW_CELLS = {
     "enqueue": ("enqueue", "raw"),
     "bulk": ("bulk", "raw"),
