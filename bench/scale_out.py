@@ -22,8 +22,7 @@ the dj_queue Process table), the makespan (first start -> last finish) and the i
 (jobs x seconds / all threads).
 
 ``--prefetch`` and ``--completion-window`` set those worker options in every node's
-OPTIONS (through bench/scale_settings.py); without them the options are left out, as
-dj_queue versions that do not know them refuse them.
+OPTIONS (through bench/scale_settings.py); without them the defaults apply.
 
 Figures and machine facts go to JSON (default bench/results/scale-out-<UTC>.json, or
 scale-out-fairness-<UTC>.json).
