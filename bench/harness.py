@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.management.color import no_style
 from django.db import connection
@@ -264,7 +264,19 @@ def _cpu_times() -> tuple[int, int]:
 
 def _process_times() -> dict[int, tuple[str, int]]:
     """pid -> (command name, user + system clock ticks so far)."""
-    found = {}
+    return {stat.pid: (stat.name, stat.ticks) for stat in process_stats()}
+
+
+class ProcessStat(NamedTuple):
+    pid: int
+    name: str
+    session: int
+    ticks: int  # user + system clock ticks of the process itself
+    ticks_with_children: int  # and of its children that exited and were waited for
+
+
+def process_stats() -> Iterator[ProcessStat]:
+    """What /proc/<pid>/stat says of every process still there."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -273,7 +285,12 @@ def _process_times() -> dict[int, tuple[str, int]]:
                 text = stat.read()
         except OSError:
             continue  # gone meanwhile
-        name = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
-        found[int(entry.name)] = (name, int(fields[11]) + int(fields[12]))
-    return found
+        own = int(fields[11]) + int(fields[12])
+        yield ProcessStat(
+            int(entry.name),
+            text[text.index("(") + 1 : text.rindex(")")],
+            int(fields[3]),
+            own,
+            own + int(fields[13]) + int(fields[14]),
+        )

@@ -39,7 +39,6 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -371,35 +370,19 @@ def fairness_table(runs: list[dict[str, Any]], options: dict[str, Any]) -> str:
 # -- processes and nodes -----------------------------------------------------------------
 
 
-def _processes() -> Iterator[tuple[str, int, int]]:
-    """(command name, session id, CPU clock ticks) of every process. The ticks are its
-    own and its reaped children's (utime + stime + cutime + cstime), so a sum over a
-    process tree loses nothing to a child that exited and was waited for."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                text = stat.read()
-        except OSError:
-            continue  # gone meanwhile
-        fields = text[text.rindex(")") + 2 :].split()
-        yield (
-            text[text.index("(") + 1 : text.rindex(")")],
-            int(fields[3]),
-            sum(int(value) for value in fields[11:15]),
-        )
-
-
 def postgres_cpu_seconds() -> float:
     """All the PostgreSQL server's processes (the postmaster reaps ended backends)."""
-    return sum(ticks for name, _, ticks in _processes() if name == "postgres") / TICKS
+    from bench.harness import process_stats
+
+    return sum(p.ticks_with_children for p in process_stats() if p.name == "postgres") / TICKS
 
 
 def session_cpu_seconds(runtime: Runtime) -> float:
     """Every process in the runtime's sessions: each command and whatever it forked."""
     sessions = {process.pid for process in runtime.processes}
-    return sum(ticks for _, session, ticks in _processes() if session in sessions) / TICKS
+    from bench.harness import process_stats
+
+    return sum(p.ticks_with_children for p in process_stats() if p.session in sessions) / TICKS
 
 
 def worker_nodes(runtime: Runtime) -> dict[str, int]:
