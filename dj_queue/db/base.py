@@ -210,15 +210,24 @@ class Driver(SemaphoreStatements):
                 [*params, limit],
             )
             rows = cursor.fetchall()
-        else:
-            cursor.execute(select(columns), [*params, limit])
-            rows = cursor.fetchall()
-            if rows:
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE {q('id')} IN ({self.placeholders(len(rows))})"
-                    f"{self.by_ids(len(rows))}",
-                    [row[0] for row in rows],
-                )
+            return self._taken(rows)
+        cursor.execute(select(columns), [*params, limit])
+        return self._delete_taken(cursor, table, cursor.fetchall())
+
+    def _delete_taken(
+        self, cursor: CursorWrapper, table: str, rows: Sequence[Sequence[Any]]
+    ) -> list[ReadyRow]:
+        """Delete the locked rows (id, job id, queue, priority) just read; they
+        are taken, in claim order."""
+        if rows:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {self.q('id')} IN ({self.placeholders(len(rows))})"
+                f"{self.by_ids(len(rows))}",
+                [row[0] for row in rows],
+            )
+        return self._taken(rows)
+
+    def _taken(self, rows: Sequence[Sequence[Any]]) -> list[ReadyRow]:
         taken = [ReadyRow(row[0], self.to_uuid(row[1]), row[2], row[3]) for row in rows]
         taken.sort(key=lambda row: (-row.priority, row.row_id))
         return taken

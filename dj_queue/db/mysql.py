@@ -116,16 +116,7 @@ class MySQLDriver(Driver):
             f"{self.by_ids(len(chosen))} FOR UPDATE SKIP LOCKED",
             chosen,
         )
-        rows = cursor.fetchall()
-        if rows:
-            cursor.execute(
-                f"DELETE FROM {table} WHERE {q('id')} IN ({self.placeholders(len(rows))})"
-                f"{self.by_ids(len(rows))}",
-                [row[0] for row in rows],
-            )
-        taken = [ReadyRow(row[0], self.to_uuid(row[1]), row[2], row[3]) for row in rows]
-        taken.sort(key=lambda row: (-row.priority, row.row_id))
-        return taken
+        return self._delete_taken(cursor, table, cursor.fetchall())
 
     def by_ids(self, count: int) -> str:
         # A locking read, UPDATE or DELETE by a list of ids, on a table that

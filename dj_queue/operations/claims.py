@@ -137,19 +137,26 @@ def complete_and_claim_next(
             completed = driver.complete(cursor, completion)
             if completed and limit is not None:
                 release_slots(cursor, driver, [limit], now)
-            jobs = claim_within(
-                alias,
-                driver,
-                cursor,
-                claimant.process_id,
-                claimant.worker_id,
-                claimant.selectors,
-                1,
-                claimant.skip_locked,
-            )
+            jobs = claim_for(alias, driver, cursor, claimant, 1)
         return completed, jobs[0] if jobs else None
 
     return in_transaction(alias, write)
+
+
+def claim_for(
+    alias: str, driver: Driver, cursor: CursorWrapper, claimant: Claimant, limit: int
+) -> list[Job]:
+    """``claim_within`` for ``claimant``."""
+    return claim_within(
+        alias,
+        driver,
+        cursor,
+        claimant.process_id,
+        claimant.worker_id,
+        claimant.selectors,
+        limit,
+        claimant.skip_locked,
+    )
 
 
 def claim_within(

@@ -24,7 +24,7 @@ from ..concurrency import ConcurrencyLimit
 from ..db import ClaimRequest, CompletionBatch, Driver, get_driver
 from ..models import Job
 from ..retries import Backoff
-from .claims import Claimant, claim_jobs, claim_within
+from .claims import Claimant, claim_for, claim_jobs
 from .concurrency import release_slots
 from .errors import JobError
 from .failures import FailOutcome, fail_claimed
@@ -106,16 +106,7 @@ def record_outcomes(
                 release_slots(cursor, driver, limits, now)
             claimed = []
             if claim and not driver.single_statement_transitions:
-                claimed = claim_within(
-                    alias,
-                    driver,
-                    cursor,
-                    claimant.process_id,
-                    claimant.worker_id,
-                    claimant.selectors,
-                    claim,
-                    claimant.skip_locked,
-                )
+                claimed = claim_for(alias, driver, cursor, claimant, claim)
         return Recorded(frozenset(completed), failed, claimed)
 
     recorded = in_transaction(alias, write)
