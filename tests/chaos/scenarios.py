@@ -31,8 +31,10 @@ from .verdict import Report, double_fires, judge, stuck_claims
 
 # Nodes presume each other dead after 2.5 s without a heartbeat, so pruning
 # scenarios recover in seconds; workers poll often, like a busy production node.
+# Four worker processes share the kills: a slot killed again soon after its start
+# is restarted after a growing delay (the supervisor's crash-loop backoff).
 NODE_OPTIONS: dict = {
-    "workers": [{"queues": ["*"], "threads": 4, "processes": 2, "polling_interval": 0.05}],
+    "workers": [{"queues": ["*"], "threads": 2, "processes": 4, "polling_interval": 0.05}],
     "dispatchers": [{"batch_size": 500, "polling_interval": 0.05}],
     "process_heartbeat_interval": 0.5,
     "process_alive_threshold": 2.5,
@@ -274,8 +276,9 @@ def frozen_node(stage: Stage, scale: Scale) -> Report:
             frozen_at = time.time()
             pids = tuple(victim.freeze())
             settled = wait_released(registered)
-            victim.thaw()
+            # Before SIGCONT: a job whose sleep ran out while frozen ends at once.
             thawed = time.time()
+            victim.thaw()
             thaws.append((thawed, pids))
             if victim.wait_exit(30):
                 exits.append(time.time() - thawed)
