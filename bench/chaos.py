@@ -73,7 +73,7 @@ def main() -> int:
     from bench.harness import empty_tables
     from bench.recovery import scratch_test_databases
     from tests.chaos.report import table
-    from tests.chaos.scenarios import SCENARIOS, Scale, Stage, applies
+    from tests.chaos.scenarios import SCENARIOS, Scale, Stage, not_applicable
 
     names = args.only or list(SCENARIOS)
     unknown = set(names) - SCENARIOS.keys()
@@ -98,8 +98,9 @@ def main() -> int:
             "PYTHONPATH": str(ROOT),
         }
         for index, name in enumerate(names):
-            if not applies(name, args.database):
-                print(f"{name}: skipped on {args.database} (needs a database server)")
+            reason = not_applicable(name)
+            if reason:
+                print(f"{name}: skipped ({reason})")
                 continue
             empty_tables()
             connections.close_all()

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from tests.chaos.report import table
-from tests.chaos.scenarios import SCENARIOS, Scale, Stage, applies
+from tests.chaos.scenarios import SCENARIOS, Scale, Stage, not_applicable
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -22,8 +22,9 @@ def stage(runtime_env, tmp_path) -> Stage:
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_keeps_every_guarantee(name, stage):
-    if not applies(name, connection.vendor):
-        pytest.skip(f"{name} needs a database server")
+    reason = not_applicable(name)
+    if reason:
+        pytest.skip(reason)
     report = SCENARIOS[name](stage, SCALE)
     print(table([report]))
     assert report.problems == [], table([report])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from dj_queue.db.clock import DatabaseNow
 from dj_queue.models import ClaimedExecution, Job, Process
 from dj_queue.operations.claims import claim_jobs
 from dj_queue.operations.processes import register_process
+from tests.chaos.faults import cannot_restart, kill_sessions, restart_database
 from tests.conftest import ROOT, finished, options_env, wait_until
 from tests.invariants import assert_invariants, state_of
 from tests.taskapp.tasks import add, fail, sleep_for
@@ -166,25 +166,6 @@ def test_second_sigterm_during_shutdown_changes_nothing(start_runtime):
     assert result.status == TaskResultStatus.SUCCESSFUL
 
 
-def drop_other_connections() -> int:
-    """Kill every other session on the test database: an outage as clients see it."""
-    with connection.cursor() as cursor:
-        if VENDOR == "postgresql":
-            cursor.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            return cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT id FROM information_schema.processlist "
-            "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-        for session in ids:
-            cursor.execute("KILL %s", [session])
-        return len(ids)
-
-
 @pytest.mark.skipif(VENDOR == "sqlite", reason="SQLite has no connections to drop")
 @pytest.mark.parametrize("mode", ["fork", "async"])
 def test_processing_resumes_after_connections_are_dropped(start_runtime, mode):
@@ -192,7 +173,7 @@ def test_processing_resumes_after_connections_are_dropped(start_runtime, mode):
     before = add.enqueue(1, 1)
     wait_until(lambda: finished(before), message=runtime.log())
 
-    assert drop_other_connections() > 0
+    assert kill_sessions().count > 0
 
     after = add.enqueue(2, 2)
     scheduled = add.using(run_after=timezone.now() + timedelta(seconds=0.5)).enqueue(3, 3)
@@ -202,27 +183,13 @@ def test_processing_resumes_after_connections_are_dropped(start_runtime, mode):
     assert runtime.stop() == 0
 
 
-def _postgresql_cluster() -> list[str] | None:
-    if VENDOR != "postgresql" or os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
-        return None
-    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    return [versions[-1], "main"] if versions else None
-
-
-@pytest.mark.skipif(
-    _postgresql_cluster() is None, reason="needs the local PostgreSQL cluster and root"
-)
-def test_processing_resumes_after_postgresql_restarts(start_runtime):
+@pytest.mark.skipif(cannot_restart() is not None, reason=str(cannot_restart()))
+def test_processing_resumes_after_the_database_server_restarts(start_runtime):
     runtime = start_runtime()
     before = add.enqueue(1, 1)
     wait_until(lambda: finished(before), message=runtime.log())
 
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", *_postgresql_cluster(), "restart"],
-        check=True,
-        timeout=120,
-    )
-    connection.close()  # this test's own connection died with the server
+    restart_database()  # this test's own connection died with the server: reconnects
 
     after = add.enqueue(2, 2)
     wait_until(lambda: finished(after), timeout=60, message=runtime.log())

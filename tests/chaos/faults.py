@@ -8,6 +8,7 @@ sessions.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import threading
@@ -123,6 +124,22 @@ def _wait_answering(timeout: float = 120.0) -> float:
         except Exception:
             time.sleep(0.1)
     raise RuntimeError(f"the {connection.vendor} server did not come back within {timeout}s")
+
+
+def cannot_restart() -> str | None:
+    """Why this machine's database server cannot be restarted from here, or None."""
+    if os.geteuid() != 0:
+        return "restarting the database server needs root"
+    if connection.vendor == "postgresql":
+        if not shutil.which("pg_ctlcluster") or not Path("/etc/postgresql").is_dir():
+            return "no local PostgreSQL cluster (pg_ctlcluster)"
+    elif connection.vendor == "mysql":
+        if not shutil.which("start-stop-daemon") or not Path(MARIADBD).exists():
+            return f"no local MariaDB ({MARIADBD}, start-stop-daemon)"
+    else:
+        return f"{connection.vendor} has no server"
+    host = str(connection.settings_dict.get("HOST") or "")
+    return None if host in LOCAL_HOSTS else f"the server at {host!r} is not local"
 
 
 def restart_database() -> Fault:

@@ -18,12 +18,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from django.db import connections
+from django.db import connection, connections
 from django.tasks import Task, task_backends
 
 from dj_queue.models import Job
 
-from .faults import Fault, FaultLog, Schedule, kill_sessions, restart_database
+from .faults import (
+    Fault,
+    FaultLog,
+    Schedule,
+    cannot_restart,
+    kill_sessions,
+    restart_database,
+)
 from .ledger import ENV as LEDGER_ENV
 from .ledger import read, runs
 from .nodes import Node, wait_released
@@ -499,13 +506,11 @@ SCENARIOS: dict[str, Callable[[Stage, Scale], Report]] = {
     "enqueue_burst": enqueue_burst,
 }
 
-# Scenarios whose fault needs a database server.
-SERVER_ONLY = {"database_restart", "session_kills"}
 
-
-def applies(name: str, vendor: str) -> bool:
-    return vendor != "sqlite" or name not in SERVER_ONLY
-
-
-def scaled(scale: Scale, **changes: float) -> Scale:
-    return replace(scale, **changes)
+def not_applicable(name: str) -> str | None:
+    """Why scenario ``name`` cannot run against this database, or None."""
+    if name == "database_restart":
+        return cannot_restart()
+    if name == "session_kills" and connection.vendor == "sqlite":
+        return "SQLite has no server sessions"
+    return None
