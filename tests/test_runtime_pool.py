@@ -118,3 +118,19 @@ def test_a_stopping_pool_hands_back_only_what_its_threads_are_not_running(gate):
     assert pool.take_unstarted() == ["c", "d"]
     assert sorted(gate.started) == ["a", "b"]
     pool.close()
+
+
+def test_held_lists_the_running_and_the_waiting_items_until_they_end(gate):
+    pool = ExecutionPool(2, gate.run, lambda: None, name="t", buffer=2)
+    for item in "abc":
+        pool.submit(item)
+    wait_for(lambda: len(gate.started) == 2)
+
+    assert sorted(pool.held()) == ["a", "b", "c"]
+    gate.release("a", "c")
+    wait_for(lambda: pool.accepted == 1)
+    assert pool.held() == ["b"]
+    gate.release("b")
+    wait_for(lambda: pool.accepted == 0)
+    assert pool.held() == []
+    pool.close()

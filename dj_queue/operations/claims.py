@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from ..concurrency import ConcurrencyLimit
 from ..db import ClaimRequest, Completion, Driver, ReadyRow, get_driver
-from ..models import Job, ReadyExecution
+from ..models import ClaimedExecution, Job, ReadyExecution
 from .concurrency import release_slots
 from .jobs import complete_job
 from .transactions import in_one_statement, in_transaction
@@ -219,6 +219,15 @@ def _claim_by_statements(
 
 def _fetch_all(driver: Driver, sql: str, params: list[Any]) -> list[Any]:
     return list(driver.execute(sql, params).fetchall())
+
+
+def held_claims(alias: str, process_id: int) -> set[uuid.UUID]:
+    """The ids of the jobs whose claims ``process_id`` holds, read in one statement."""
+    return set(
+        ClaimedExecution.objects.using(alias)
+        .filter(process_id=process_id)
+        .values_list("job_id", flat=True)
+    )
 
 
 def unclaim_jobs(alias: str, process_id: int, jobs: Sequence[Job]) -> int:

@@ -50,6 +50,8 @@ class ExecutionPool[T]:
         # How many more items may start; None: no limit (until stop_starting).
         self._may_start: int | None = None
         self._unstarted: list[T] = []
+        # The item each thread runs, by thread ident.
+        self._current: dict[int, T] = {}
         self._mean_run_seconds: float | None = None
         mutex = threading.Lock()
         # Notified when an item stops running (wait_idle) ...
@@ -80,6 +82,12 @@ class ExecutionPool[T]:
         """A running mean of how long items took, None before the first."""
         with self._lock:
             return self._mean_run_seconds
+
+    def held(self) -> list[T]:
+        """The items running or waiting for a thread."""
+        with self._lock:
+            waiting = [item for item, _ in self._waiting if item is not None]
+            return waiting + list(self._current.values())
 
     def submit(self, item: T) -> None:
         with self._lock:
@@ -176,6 +184,7 @@ class ExecutionPool[T]:
                     if self._may_start is not None:
                         self._may_start -= 1
                     self._running += 1
+                    self._current[threading.get_ident()] = item
                     return item
                 self._unstarted.append(item)
                 self._accepted -= 1
@@ -186,7 +195,11 @@ class ExecutionPool[T]:
                 following: T | None = item
                 while following is not None:
                     following = self._run_one(following)
+                    if following is not None:
+                        with self._lock:
+                            self._current[threading.get_ident()] = following
                 with self._lock:
+                    self._current.pop(threading.get_ident(), None)
                     self._running -= 1
                     self._accepted -= 1
                     self._lock.notify_all()

@@ -65,6 +65,10 @@ class OutcomeRecorder:
         with self._lock:
             return len(self._pending)
 
+    def pending_job_ids(self) -> set[uuid.UUID]:
+        with self._lock:
+            return {outcome.job.id for outcome in self._pending}
+
     def hold_left(self, window: float) -> float:
         """Seconds until the oldest pending outcome has waited ``window``; 0 if none waits."""
         with self._lock:

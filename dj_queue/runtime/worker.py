@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from typing import Any
 
 from django.db import DatabaseError
@@ -21,6 +22,7 @@ from ..operations.jobs import FailOutcome, JobError, fail_job
 from ..signals import send_finished_signal
 from .actor import Actor
 from .attempts import Attempt, RunningAttempts
+from .claim_audit import ClaimAudit
 from .execution import ExecutionContext, execute_job
 from .pool import ExecutionPool
 from .recorder import OutcomeRecorder
@@ -64,6 +66,7 @@ class Worker(Actor):
         self._saturated = False
         # Set when buffered jobs waited too long, until a running job ends.
         self._buffer_paused = False
+        self.audit: ClaimAudit | None = None
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -85,9 +88,23 @@ class Worker(Actor):
         """A thread is idle although ready jobs are likely waiting."""
         return self._saturated and self._pool_has_idle()
 
+    def _on_error(self, exc: Exception, context: str) -> None:
+        if isinstance(exc, DatabaseError) and self.audit is not None:
+            self.audit.doubt()
+        super()._on_error(exc, context)
+
+    def _known_job_ids(self) -> set[uuid.UUID]:
+        """The jobs this worker knows it holds: running, buffered, or finished
+        with the outcome not recorded yet."""
+        known = {job.id for job in self._pool.held()} if self._pool is not None else set()
+        if self.recorder is not None:
+            known |= self.recorder.pending_job_ids()
+        return known
+
     def _pool_or_start(self) -> ExecutionPool[Job]:
         if self._pool is None:
             self._start_listener()
+            self.audit = ClaimAudit(self.alias, self._process_id(), self.name)
             claimant = Claimant(
                 process_id=self._process_id(),
                 worker_id=self.name,
@@ -166,6 +183,8 @@ class Worker(Actor):
         if self.stopping:
             return
         self._give_back_stale(pool)
+        if self.audit is not None and self.audit.due:
+            self.audit.check(self._known_job_ids)
         if self.recorder is not None:
             self._record_and_claim(pool, self.recorder)
             return
