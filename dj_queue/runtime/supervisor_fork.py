@@ -102,15 +102,7 @@ def _run_child(actor: Actor, parent_pid: int) -> None:
         pipe = SelfPipe()
         install_stop_handlers(pipe)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-
-        def run_then_wake() -> None:
-            # Wakes the wait below as soon as the actor is done, not up to 1 s later.
-            try:
-                actor.run()
-            finally:
-                pipe.poke()
-
-        thread = threading.Thread(target=run_then_wake, name=actor.name)
+        thread = threading.Thread(target=actor.run, name=actor.name)
         thread.start()
         while thread.is_alive():
             pipe.wait(1.0)
