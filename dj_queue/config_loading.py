@@ -50,6 +50,11 @@ def load_config(
 ) -> QueueConfig:
     environ = os.environ if environ is None else environ
     command_line = command_line or CommandLine()
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigurationError(
+            f"{settings_label(alias)}: must be a dict of options, got "
+            f"{type(options).__name__} {options!r}."
+        )
     options = dict(options or {})
     parse_options(options, settings_label(alias))
     merged = options

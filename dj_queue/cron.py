@@ -39,7 +39,7 @@ def time_zone(name: str | None, where: str = "scheduler time_zone") -> tzinfo:
         name = settings.TIME_ZONE or "UTC"
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, a long name
         raise InvalidRecurringTask(
             f"{where}: {name!r} is not an IANA time zone (such as 'UTC' or 'Europe/Paris')."
         ) from None

@@ -9,6 +9,7 @@ rejected with an error that names where it sits, before anything is written.
 
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -56,7 +57,18 @@ def _float(value: float, where: str) -> float:
 
 
 def _normalize(value: Any, where: str, depth: int) -> Any:
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # Only a huge int pays for the check: str() is what JSON writes.
+        if value.bit_length() > 14_000:
+            try:
+                str(value)
+            except ValueError:
+                raise InvalidPayload(
+                    f"{where}: an integer of more than {sys.get_int_max_str_digits()} digits, "
+                    f"which JSON cannot write. {_FIX}"
+                ) from None
         return value
     if isinstance(value, str):
         return _text(value, where)

@@ -91,11 +91,14 @@ class RetryPolicy:
         if not isinstance(stored, Mapping):
             return base
         try:
+            delay, max_delay = float(stored["delay"]), float(stored["max_delay"])
+            if not (math.isfinite(delay) and math.isfinite(max_delay)):
+                return base
             return replace(
                 base,
                 max_attempts=int(stored["max_attempts"]),
-                delay=float(stored["delay"]),
-                max_delay=float(stored["max_delay"]),
+                delay=delay,
+                max_delay=max_delay,
                 jitter=bool(stored["jitter"]),
                 backoff=stored.get("backoff") or None,
                 retry_on=tuple(str(path) for path in stored["retry_on"]),
@@ -126,7 +129,7 @@ class RetryPolicy:
                     seconds = float(value)
             except Exception:
                 seconds = None
-            if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+            if seconds is not None and not (_finite(seconds) and seconds >= 0):
                 seconds = None
             if seconds is not None:
                 return min(seconds, self.max_delay)
@@ -202,11 +205,18 @@ def whole_attempts(value: Any, problem: Problem) -> int:
     return value
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def seconds(value: Any, problem: Problem, *, zero: bool) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
+        or not _finite(value)
         or value < 0
         or (value == 0 and not zero)
     ):

@@ -39,14 +39,19 @@ def known_tasks() -> list[Task]:
         return list(_known.values())
 
 
-def _installed_packages() -> set[str]:
-    return {config.name.split(".")[0] for config in apps.get_app_configs()}
+def _in_an_installed_app(module_path: str) -> bool:
+    """Whether ``module_path`` is an installed app's package or lies inside one
+    (``django.contrib.humanize`` is not inside ``django.contrib.admin``)."""
+    return any(
+        module_path == config.name or module_path.startswith(config.name + ".")
+        for config in apps.get_app_configs()
+    )
 
 
 def _import_module(module_path: str, task_path: str) -> Any:
     # A module already imported is no new code to run; anything else must
     # belong to an installed app.
-    if module_path not in sys.modules and module_path.split(".")[0] not in _installed_packages():
+    if module_path not in sys.modules and not _in_an_installed_app(module_path):
         raise TaskNotResolvable(
             f"Task path {task_path!r} is outside every installed app's package; dj_queue "
             "only imports task modules of apps in INSTALLED_APPS. Move the task into an "

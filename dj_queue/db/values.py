@@ -84,7 +84,15 @@ class JobRows:
         for row in rows:
             values = list(row[:width])
             for index, column_converters in self.converters:
-                for convert in column_converters:
-                    values[index] = convert(values[index], self.expressions[index], self.connection)
+                try:
+                    for convert in column_converters:
+                        values[index] = convert(
+                            values[index], self.expressions[index], self.connection
+                        )
+                except ValueError:
+                    # JSON this Python cannot read (an integer of more digits than
+                    # int() takes): the job holds None there and fails as malformed,
+                    # instead of every job claimed beside it failing to load.
+                    values[index] = None
             jobs.append(Job.from_db(alias, self.names, values))
         return jobs

@@ -182,13 +182,35 @@ def claim_within(
     job_ids = [row.job_id for row in taken]
     driver.record_claims(cursor, job_ids, process_id, now)
     rows = driver.record_attempt(cursor, job_ids, worker_id, now)
-    if rows is not None:
-        found = driver.jobs_from_rows(alias, rows)
-    else:
-        # Evaluated here, inside the transaction that holds the claim.
-        found = list(Job.objects.using(alias).filter(pk__in=job_ids))
+    # Evaluated here, inside the transaction that holds the claim.
+    found = driver.jobs_from_rows(alias, rows) if rows is not None else _load_jobs(alias, job_ids)
     jobs = {job.id: job for job in found}
     return [jobs[job_id] for job_id in job_ids]
+
+
+# The JSON columns of a job, which a hand-edited row may fill with what Python
+# cannot read.
+JSON_FIELDS = ("args", "kwargs", "errors", "worker_ids", "retry_policy", "return_value")
+
+
+def _load_jobs(alias: str, job_ids: Sequence[uuid.UUID]) -> list[Job]:
+    try:
+        return list(Job.objects.using(alias).filter(pk__in=job_ids))
+    except ValueError:
+        # A row holds JSON this Python cannot read (an integer of more digits
+        # than int() takes): load the others whole, that one without its JSON.
+        return [_load_job(alias, job_id) for job_id in job_ids]
+
+
+def _load_job(alias: str, job_id: uuid.UUID) -> Job:
+    try:
+        return Job.objects.using(alias).get(pk=job_id)
+    except ValueError:
+        job = Job.objects.using(alias).defer(*JSON_FIELDS).get(pk=job_id)
+        # No arguments: the job fails as malformed when it runs.
+        job.args = job.kwargs = job.retry_policy = job.return_value = None
+        job.errors, job.worker_ids = [], []
+        return job
 
 
 def _claim_by_statements(

@@ -31,6 +31,11 @@ class FailOutcome(enum.StrEnum):
     RETRYING = "retrying"  # scheduled for another attempt after its backoff
 
 
+# A retry further off than this (a century) waits this long: datetime ends at
+# the year 9999, and no job is waited for longer anyway.
+LONGEST_RETRY_DELAY = 100 * 365 * 24 * 3600.0
+
+
 def fail_job(
     alias: str,
     job_id: uuid.UUID,
@@ -127,10 +132,12 @@ def settle(
         # Deleted under the claim (a hand-made change): nothing left to record.
         return FailOutcome.FAILED
     errors, worker_ids, stored_policy, timeout, task_path, queue_name, priority = row
-    history = [*(errors or []), error.as_task_error()]
+    # A hand-edited row may hold anything here: what is not a list counts as none.
+    history = [*(errors if isinstance(errors, list) else []), error.as_task_error()]
     jobs = Job.objects.using(alias).filter(pk=job_id)
     policy = RetryPolicy.of_row(stored_policy, timeout)
-    attempts = len(worker_ids or [])
+    # Attempts that cannot be counted are taken as used up: no endless retries.
+    attempts = len(worker_ids) if isinstance(worker_ids, list) else policy.max_attempts
     if not final and policy.should_retry(error.class_lineage, attempts):
         if backoff is None and policy.backoff is not None:
             backoff = _backoff_of(task_path, policy.backoff)
@@ -140,7 +147,7 @@ def settle(
             job_id=job_id,
             queue_name=queue_name,
             priority=priority,
-            scheduled_at=failed_at + timedelta(seconds=delay),
+            scheduled_at=failed_at + timedelta(seconds=min(delay, LONGEST_RETRY_DELAY)),
             created_at=failed_at,
         )
         return FailOutcome.RETRYING

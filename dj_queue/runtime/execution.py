@@ -174,7 +174,7 @@ def report_failure(
             "job %s (%s) failed attempt %d; retrying",
             job.id,
             job.task_path,
-            len(job.worker_ids or []),
+            len(job.worker_ids) if isinstance(job.worker_ids, list) else 0,
         )
     if outcome is not FailOutcome.FAILED or task_result is None or sender is None:
         return
