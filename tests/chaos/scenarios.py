@@ -1,206 +1,43 @@
 """The chaos scenarios: jobs drained by real nodes while one kind of fault strikes.
 
-Each scenario enqueues its jobs, starts its nodes, injects its fault on a
-schedule until the jobs are done (or the deadline passes), counts the claims
-left with no live process while the nodes still run, stops the nodes and
-judges the ledger against the tables. ``Scale`` sets the sizes: the tests run
-them small, bench/chaos.py at full size.
+Each scenario enqueues its jobs, drains them under its fault (``stage``) and
+judges the ledger against the tables (``verdict``). ``Scale`` sets the sizes:
+the tests run them small, bench/chaos.py at full size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from django.db import connection, connections
-from django.tasks import Task, task_backends
+from django.db import connection
 
 from dj_queue.models import Job
 
-from .faults import (
-    Fault,
-    FaultLog,
-    Schedule,
-    cannot_restart,
-    kill_sessions,
-    restart_database,
-)
+from .faults import Fault, cannot_restart, kill_sessions, restart_database
 from .ledger import ENV as LEDGER_ENV
 from .ledger import read, runs
-from .nodes import Node, wait_released
-from .verdict import Report, double_fires, judge, stuck_claims
+from .nodes import wait_released
+from .stage import (
+    NODE_OPTIONS,
+    Scale,
+    Stage,
+    cluster,
+    drain,
+    enqueue,
+    faults_struck,
+    kill_a_child,
+    unfinished,
+    wait_resumed,
+)
+from .verdict import Report, double_fires, judge
 
-# Nodes presume each other dead after 2.5 s without a heartbeat, so pruning
-# scenarios recover in seconds; workers poll often, like a busy production node.
-# Four worker processes share the kills: a slot killed again soon after its start
-# is restarted after a growing delay (the supervisor's crash-loop backoff).
-NODE_OPTIONS: dict = {
-    "workers": [{"queues": ["*"], "threads": 2, "processes": 4, "polling_interval": 0.05}],
-    "dispatchers": [{"batch_size": 500, "polling_interval": 0.05}],
-    "process_heartbeat_interval": 0.5,
-    "process_alive_threshold": 2.5,
-    "shutdown_timeout": 5,
-}
-
-
-@dataclass(frozen=True)
-class Scale:
-    jobs: int = 300
-    job_seconds: float = 0.05
-    every: float = 1.0  # seconds between two faults
-    deadline: float = 120.0  # for the jobs to finish
-    recurring_seconds: float = 8.0
-    restarts: int = 1  # database restarts
-    enqueuers: int = 4
-
-
-@dataclass(frozen=True)
-class Stage:
-    """Where a scenario runs: the environment of its runtime subprocesses (which
-    names the test databases), the database's name for the tables, and a
-    scratch directory of its own."""
-
-    env: dict[str, str]
-    database: str
-    workdir: Path
-    seed: int = 0
-
-    def ledger(self, name: str) -> Path:
-        path = self.workdir / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-@dataclass
-class Cluster:
-    stage: Stage
-    ledger: Path
-    options: dict
-    args: tuple[str, ...]
-    nodes: list[Node]
-    retired: list[Node]
-
-    def start(self, name: str, args: tuple[str, ...] | None = None) -> Node:
-        env = {**self.stage.env, LEDGER_ENV: str(self.ledger)}
-        node = Node(name, env, self.options, self.args if args is None else args)
-        node.wait_started()
-        self.nodes.append(node)
-        return node
-
-    def replace(self, node: Node) -> Node:
-        """A dead or frozen node's place taken by a new one, as an orchestrator would."""
-        self.nodes.remove(node)
-        self.retired.append(node)
-        return self.start(f"{node.name}'")
-
-
-@contextlib.contextmanager
-def cluster(
-    stage: Stage,
-    ledger: Path,
-    count: int,
-    *,
-    options: dict | None = None,
-    args: tuple[str, ...] = ("--skip-recurring",),
-) -> Iterator[Cluster]:
-    running = Cluster(stage, ledger, {**NODE_OPTIONS, **(options or {})}, args, [], [])
-    try:
-        for index in range(count):
-            running.start(f"node-{index}")
-        yield running
-    finally:
-        for node in running.nodes + running.retired:
-            with contextlib.suppress(Exception):
-                node.stop(timeout=30)
-            node.close()
-        connections.close_all()
-
-
-def enqueue(task: Task, kwargs: list[dict]) -> set[str]:
-    backend = task_backends["default"]
-    ids: set[str] = set()
-    for start in range(0, len(kwargs), 500):
-        calls = [(task, (), call) for call in kwargs[start : start + 500]]
-        ids.update(result.id for result in backend.enqueue_all(calls))
-    return ids
-
-
-def _unfinished() -> bool:
-    """Whether any job is still to finish; True while the database is away."""
-    try:
-        return Job.objects.filter(finished_at__isnull=True).exists()
-    except Exception:
-        connections.close_all()
-        return True
-
-
-def drain(
-    cluster_: Cluster,
-    report: Report,
-    every: float,
-    strike: Callable[[], Fault | None],
-    deadline: float,
-    *,
-    until: Callable[[], bool] | None = None,
-    first: float | None = None,
-) -> FaultLog:
-    """Strike every ``every`` seconds until no job is left to finish (or ``until``
-    says so); then count the stuck claims and stop the nodes."""
-    log = FaultLog()
-    started = time.monotonic()
-    done = until or (lambda: not _unfinished())
-    with Schedule(log, every, strike, first):
-        while time.monotonic() - started < deadline and not done():
-            time.sleep(0.1)
-    report.seconds = time.monotonic() - started
-    # The last fault may have struck just before the end: give recovery one
-    # alive threshold to settle what it left, then look for stuck claims.
-    settle = time.monotonic() + NODE_OPTIONS["process_alive_threshold"] * 2 + 5
-    while _unfinished() and time.monotonic() < settle:
-        time.sleep(0.1)
-    report.stuck = _with_retries(stuck_claims)
-    for node in cluster_.nodes:
-        node.stop(timeout=30)
-    connections.close_all()
-    return log
-
-
-def _with_retries(read_: Callable[[], int]) -> int:
-    for _ in range(50):
-        try:
-            return read_()
-        except Exception:
-            connections.close_all()
-            time.sleep(0.2)
-    return read_()
-
-
-def _faults_struck(report: Report, log: FaultLog) -> None:
-    if not log.faults:
-        report.problem("no fault struck: the run proves nothing")
-
-
-def _kill_a_child(
-    running: Cluster, rng: random.Random, kind: str = "worker"
-) -> Callable[[], Fault | None]:
-    def strike() -> Fault | None:
-        node = rng.choice(running.nodes)
-        at = time.time()
-        victim = node.kill_child(kind, rng)
-        if victim is None:
-            return None
-        return Fault(f"kill-{kind}", at, (victim.pid,), settled_at=wait_released([victim.pk]))
-
-    return strike
-
-
-# -- the scenarios --------------------------------------------------------------
+__all__ = ["SCENARIOS", "Scale", "Stage", "not_applicable"]
 
 
 def worker_kills(stage: Stage, scale: Scale) -> Report:
@@ -213,8 +50,8 @@ def worker_kills(stage: Stage, scale: Scale) -> Report:
     ids = enqueue(chaos_step, [{"seconds": scale.job_seconds}] * scale.jobs)
     rng = random.Random(stage.seed)
     with cluster(stage, ledger, 1) as running:
-        log = drain(running, report, scale.every, _kill_a_child(running, rng), scale.deadline)
-    _faults_struck(report, log)
+        log = drain(running, report, scale.every, kill_a_child(running, rng), scale.deadline)
+    faults_struck(report, log)
     return judge(report, ledger, log, ids)
 
 
@@ -228,8 +65,8 @@ def worker_kills_once(stage: Stage, scale: Scale) -> Report:
     ids = enqueue(chaos_once, [{"seconds": scale.job_seconds}] * scale.jobs)
     rng = random.Random(stage.seed)
     with cluster(stage, ledger, 1) as running:
-        log = drain(running, report, scale.every, _kill_a_child(running, rng), scale.deadline)
-    _faults_struck(report, log)
+        log = drain(running, report, scale.every, kill_a_child(running, rng), scale.deadline)
+    faults_struck(report, log)
     return judge(report, ledger, log, ids, retries_allowed=False)
 
 
@@ -256,7 +93,7 @@ def node_kills(stage: Stage, scale: Scale) -> Report:
         # A node's death is noticed only after the alive threshold: strike less often.
         every = max(scale.every * 3, NODE_OPTIONS["process_alive_threshold"])
         log = drain(running, report, every, strike, scale.deadline, first=0.5)
-    _faults_struck(report, log)
+    faults_struck(report, log)
     return judge(report, ledger, log, ids)
 
 
@@ -295,7 +132,7 @@ def frozen_node(stage: Stage, scale: Scale) -> Report:
             return Fault("freeze-node", frozen_at, pids, settled_at=settled)
 
         log = drain(running, report, scale.every * 2, strike, scale.deadline, first=scale.every)
-    _faults_struck(report, log)
+    faults_struck(report, log)
     judge(report, ledger, log, ids)
     late = [
         run
@@ -340,31 +177,11 @@ def database_restart(stage: Stage, scale: Scale) -> Report:
             return fault
 
         log = drain(running, report, scale.every * 3, strike, scale.deadline, first=0.5)
-    _faults_struck(report, log)
+    faults_struck(report, log)
     judge(report, ledger, log, ids)
     if restarts:
         report.notes["outage seconds"] = round(max((f.back_at or f.at) - f.at for f in restarts), 2)
     return report
-
-
-def wait_resumed(timeout: float = 120.0) -> float | None:
-    """Wait until one more job is recorded finished (or none is left to); when."""
-    deadline = time.monotonic() + timeout
-    before = None
-    try:
-        while time.monotonic() < deadline:
-            try:
-                done = Job.objects.filter(finished_at__isnull=False).count()
-                if before is None:
-                    before = done
-                elif done > before or not _unfinished():
-                    return time.time()
-            except Exception:
-                connections.close_all()
-            time.sleep(0.02)
-        return None
-    finally:
-        connections.close_all()
 
 
 def session_kills(stage: Stage, scale: Scale) -> Report:
@@ -382,7 +199,7 @@ def session_kills(stage: Stage, scale: Scale) -> Report:
             return replace(kill_sessions(), settled_at=wait_resumed())
 
         log = drain(running, report, scale.every, strike, scale.deadline)
-    _faults_struck(report, log)
+    faults_struck(report, log)
     report.notes["sessions killed"] = sum(f.count for f in log.faults)
     return judge(report, ledger, log, ids)
 
@@ -398,8 +215,8 @@ def limited_under_kills(stage: Stage, scale: Scale) -> Report:
     ids = enqueue(chaos_limited, calls)
     rng = random.Random(stage.seed)
     with cluster(stage, ledger, 1) as running:
-        log = drain(running, report, scale.every, _kill_a_child(running, rng), scale.deadline)
-    _faults_struck(report, log)
+        log = drain(running, report, scale.every, kill_a_child(running, rng), scale.deadline)
+    faults_struck(report, log)
     return judge(report, ledger, log, ids, limit=2)
 
 
@@ -426,7 +243,7 @@ def recurring_two_nodes(stage: Stage, scale: Scale) -> Report:
             running,
             report,
             scale.every * 2,
-            _kill_a_child(running, rng, "scheduler"),
+            kill_a_child(running, rng, "scheduler"),
             scale.recurring_seconds + 30,
             until=lambda: time.monotonic() - started >= scale.recurring_seconds,
         )
@@ -434,10 +251,10 @@ def recurring_two_nodes(stage: Stage, scale: Scale) -> Report:
         # a node without one runs what they left.
         drainer = running.start("drainer", ("--skip-recurring",))
         deadline = time.monotonic() + scale.deadline
-        while _unfinished() and time.monotonic() < deadline:
+        while unfinished() and time.monotonic() < deadline:
             time.sleep(0.1)
         drainer.stop()
-    _faults_struck(report, log)
+    faults_struck(report, log)
     ids = {str(pk) for pk in Job.objects.values_list("pk", flat=True)}
     judge(report, ledger, log, ids, retries_allowed=False)
     doubled, fired, per_key = double_fires(chaos_tick.module_path, ledger)
@@ -471,14 +288,14 @@ def enqueue_burst(stage: Stage, scale: Scale) -> Report:
         ]
 
         def all_done() -> bool:
-            return all(p.poll() is not None for p in enqueuers) and not _unfinished()
+            return all(p.poll() is not None for p in enqueuers) and not unfinished()
 
         try:
             log = drain(
                 running,
                 report,
                 scale.every,
-                _kill_a_child(running, rng),
+                kill_a_child(running, rng),
                 scale.deadline,
                 until=all_done,
             )
@@ -497,7 +314,7 @@ def enqueue_burst(stage: Stage, scale: Scale) -> Report:
     if extra:
         report.problem(f"{extra} job row(s) that no enqueue returned")
     report.notes["enqueue processes"] = scale.enqueuers
-    _faults_struck(report, log)
+    faults_struck(report, log)
     return judge(report, ledger, log, ids)
 
 
