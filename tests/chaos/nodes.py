@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.db import connections
@@ -38,14 +39,15 @@ def alive(pid: int) -> bool:
     return True
 
 
-def wait_released(process_ids: list[int], timeout: float = 60.0) -> float | None:
-    """Wait until the rows of ``process_ids`` are gone, which happens only after
-    their claims were settled (claims protect their process row); when, or None."""
+def poll_until(condition: Callable[[], bool], timeout: float) -> float | None:
+    """Ask ``condition`` every 20 ms until it holds; when it did (``time.time()``),
+    or None after ``timeout``. A database error counts as "not yet": the fault
+    may have taken the server away."""
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             try:
-                if not Process.objects.filter(pk__in=process_ids).exists():
+                if condition():
                     return time.time()
             except Exception:
                 connections.close_all()
@@ -53,6 +55,12 @@ def wait_released(process_ids: list[int], timeout: float = 60.0) -> float | None
         return None
     finally:
         connections.close_all()
+
+
+def wait_released(process_ids: list[int], timeout: float = 60.0) -> float | None:
+    """Wait until the rows of ``process_ids`` are gone, which happens only after
+    their claims were settled (claims protect their process row); when, or None."""
+    return poll_until(lambda: not Process.objects.filter(pk__in=process_ids).exists(), timeout)
 
 
 class Node:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from django.db import connection
+from django.tasks import Task
 
 from dj_queue.models import Job
 
@@ -40,19 +41,26 @@ from .verdict import Report, double_fires, judge
 __all__ = ["SCENARIOS", "Scale", "Stage", "not_applicable"]
 
 
+def _worker_kills(
+    stage: Stage, scale: Scale, task: Task, title: str, *, retries_allowed: bool
+) -> Report:
+    report = Report(title, stage.database)
+    ledger = stage.ledger(task.name)
+    ids = enqueue(task, [{"seconds": scale.job_seconds}] * scale.jobs)
+    rng = random.Random(stage.seed)
+    with cluster(stage, ledger, 1) as running:
+        log = drain(running, report, scale.every, kill_a_child(running, rng), scale.deadline)
+    faults_struck(report, log)
+    return judge(report, ledger, log, ids, retries_allowed=retries_allowed)
+
+
 def worker_kills(stage: Stage, scale: Scale) -> Report:
     """Worker children SIGKILLed while jobs that allow retries drain: each job
     ends SUCCESSFUL; a job runs twice only after a death interrupted it."""
     from tests.taskapp.chaos import chaos_step
 
-    report = Report("worker SIGKILL, retries allowed", stage.database)
-    ledger = stage.ledger("worker_kills")
-    ids = enqueue(chaos_step, [{"seconds": scale.job_seconds}] * scale.jobs)
-    rng = random.Random(stage.seed)
-    with cluster(stage, ledger, 1) as running:
-        log = drain(running, report, scale.every, kill_a_child(running, rng), scale.deadline)
-    faults_struck(report, log)
-    return judge(report, ledger, log, ids)
+    title = "worker SIGKILL, retries allowed"
+    return _worker_kills(stage, scale, chaos_step, title, retries_allowed=True)
 
 
 def worker_kills_once(stage: Stage, scale: Scale) -> Report:
@@ -60,14 +68,8 @@ def worker_kills_once(stage: Stage, scale: Scale) -> Report:
     death interrupted ends FAILED (ProcessExitError), none is lost."""
     from tests.taskapp.chaos import chaos_once
 
-    report = Report("worker SIGKILL, max_attempts 1", stage.database)
-    ledger = stage.ledger("worker_kills_once")
-    ids = enqueue(chaos_once, [{"seconds": scale.job_seconds}] * scale.jobs)
-    rng = random.Random(stage.seed)
-    with cluster(stage, ledger, 1) as running:
-        log = drain(running, report, scale.every, kill_a_child(running, rng), scale.deadline)
-    faults_struck(report, log)
-    return judge(report, ledger, log, ids, retries_allowed=False)
+    title = "worker SIGKILL, max_attempts 1"
+    return _worker_kills(stage, scale, chaos_once, title, retries_allowed=False)
 
 
 def node_kills(stage: Stage, scale: Scale) -> Report:
@@ -143,11 +145,13 @@ def frozen_node(stage: Stage, scale: Scale) -> Report:
     report.notes["runs that ended after the thaw (discarded)"] = len(late)
     if exits:
         report.notes["seconds from thaw to the frozen node's exit"] = round(max(exits), 2)
-    recorded = 0
-    for run in late:
-        worker_ids = Job.objects.filter(pk=run.job).values_list("worker_ids", flat=True).first()
-        if worker_ids and len(worker_ids) == run.attempt and worker_ids[-1] == run.worker:
-            recorded += 1
+    jobs = Job.objects.filter(pk__in={run.job for run in late})
+    final = {str(pk): ids for pk, ids in jobs.values_list("pk", "worker_ids")}
+    recorded = sum(
+        1
+        for run in late
+        if (ids := final.get(run.job)) and len(ids) == run.attempt and ids[-1] == run.worker
+    )
     if recorded:
         report.problem(f"{recorded} outcome(s) of the pruned node were recorded")
     return report

@@ -22,7 +22,7 @@ from dj_queue.models import Job
 
 from .faults import Fault, FaultLog, Schedule
 from .ledger import ENV as LEDGER_ENV
-from .nodes import Node, wait_released
+from .nodes import Node, poll_until, wait_released
 from .verdict import Report, stuck_claims
 
 # Nodes presume each other dead after 2.5 s without a heartbeat, so pruning
@@ -191,19 +191,7 @@ def kill_a_child(
 
 def wait_resumed(timeout: float = 120.0) -> float | None:
     """Wait until one more job is recorded finished (or none is left to); when."""
-    deadline = time.monotonic() + timeout
-    before = None
-    try:
-        while time.monotonic() < deadline:
-            try:
-                done = Job.objects.filter(finished_at__isnull=False).count()
-                if before is None:
-                    before = done
-                elif done > before or not unfinished():
-                    return time.time()
-            except Exception:
-                connections.close_all()
-            time.sleep(0.02)
-        return None
-    finally:
-        connections.close_all()
+    finished = Job.objects.filter(finished_at__isnull=False)
+    before = with_retries(finished.count)
+
+    return poll_until(lambda: finished.count() > before or not unfinished(), timeout)

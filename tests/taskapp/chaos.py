@@ -9,14 +9,19 @@ from django.tasks import TaskContext, task
 from tests.chaos.ledger import record
 
 
+def _run(context: TaskContext, seconds: float, **extra: str) -> int:
+    """The body of every chaos task: ledger the start, work, ledger the end."""
+    record(context, "start", **extra)
+    if seconds:
+        time.sleep(seconds)
+    record(context, "end", **extra)
+    return context.attempt
+
+
 @task(takes_context=True)
 def chaos_step(context: TaskContext, seconds: float = 0.0) -> int:
     """A job that may run again after its process died."""
-    record(context, "start")
-    if seconds:
-        time.sleep(seconds)
-    record(context, "end")
-    return context.attempt
+    return _run(context, seconds)
 
 
 chaos_step.func.max_attempts = 50
@@ -27,11 +32,7 @@ chaos_step.func.retry_max_delay = 0.5
 @task(takes_context=True)
 def chaos_once(context: TaskContext, seconds: float = 0.0) -> int:
     """A job that must never run twice: a process death fails it."""
-    record(context, "start")
-    if seconds:
-        time.sleep(seconds)
-    record(context, "end")
-    return context.attempt
+    return _run(context, seconds)
 
 
 chaos_once.func.max_attempts = 1
@@ -45,11 +46,7 @@ chaos_once.func.max_attempts = 1
 )
 def chaos_limited(context: TaskContext, key: str, seconds: float = 0.0) -> int:
     """A job of a key that at most two jobs may run at a time."""
-    record(context, "start", key=key)
-    if seconds:
-        time.sleep(seconds)
-    record(context, "end", key=key)
-    return context.attempt
+    return _run(context, seconds, key=key)
 
 
 chaos_limited.func.max_attempts = 50
@@ -60,5 +57,4 @@ chaos_limited.func.retry_max_delay = 0.5
 @task(takes_context=True)
 def chaos_tick(context: TaskContext, key: str) -> None:
     """The target of the recurring schedules: the ledger names the job it ran."""
-    record(context, "start", key=key)
-    record(context, "end", key=key)
+    _run(context, 0.0, key=key)
