@@ -12,9 +12,10 @@ Rules kept here:
 Django's admin autodiscovery imports this package only when
 ``django.contrib.admin`` is installed; importing it elsewhere registers nothing.
 
-The pages live in submodules: ``base`` (what every page shares), ``actions``
-(the helpers behind the actions), ``jobs``, ``executions`` (the state tables)
-and ``processes`` (processes, recurring tasks, semaphores and pauses).
+The pages live in submodules, one per page family: ``base`` (what every page
+shares), ``actions`` (the helpers behind the actions), ``jobs``, ``failures``
+(failed executions), ``executions`` (the other state tables), ``processes``
+and ``control`` (recurring tasks, semaphores and pauses).
 """
 
 from __future__ import annotations
@@ -36,16 +37,17 @@ from ..models import (
     Semaphore,
 )
 from .base import BoundedPaginator, QueueModelAdmin
+from .control import PauseAdmin, RecurringTaskAdmin, SemaphoreAdmin
 from .executions import (
     BlockedExecutionAdmin,
     ClaimedExecutionAdmin,
     ExecutionAdmin,
-    FailedExecutionAdmin,
     ReadyExecutionAdmin,
     ScheduledExecutionAdmin,
 )
+from .failures import FailedExecutionAdmin
 from .jobs import STATE_LABELS, STATE_TABLES, JobAdmin, JobStateFilter, in_state, job_state
-from .processes import PauseAdmin, ProcessAdmin, RecurringTaskAdmin, SemaphoreAdmin
+from .processes import ProcessAdmin
 
 __all__ = [
     "COUNT_LIMIT",
