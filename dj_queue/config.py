@@ -62,6 +62,17 @@ class RetriesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``OPTIONS["metrics"]``: who may read ``metrics`` and ``stats.json``
+    besides staff, and how long one reading of the figures is served."""
+
+    # A scraper sends ``Authorization: Bearer <token>``; None: staff sessions only.
+    token: str | None = field(default=None, repr=False)
+    # Seconds a reading is reused, so that many scrapers cost one set of queries.
+    cache_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class RecurringTaskConfig:
     key: str
     task_path: str
@@ -81,6 +92,7 @@ class QueueConfig:
     scheduler: SchedulerConfig = SchedulerConfig()
     recurring: tuple[RecurringTaskConfig, ...] = ()
     retries: RetriesConfig = RetriesConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Seconds one attempt of a task that declares no timeout may run; None: no limit.
     timeout: float | None = None
     database_alias: str = "default"
@@ -290,6 +302,23 @@ def _retries(value: Any, where: str) -> RetriesConfig:
     return _read(RetriesConfig, value, where, parsers)
 
 
+def _token(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < 16 or value != value.strip():
+        raise ConfigurationError(
+            f"{where}: expected a string of at least 16 characters without surrounding "
+            "spaces (a random secret, e.g. from `python -c 'import secrets; "
+            "print(secrets.token_urlsafe())'`), or None for staff sessions only."
+        )
+    return value
+
+
+def _metrics(value: Any, where: str) -> MetricsConfig:
+    parsers = {"token": _token, "cache_seconds": _seconds_or_zero}
+    return _read(MetricsConfig, value, where, parsers)
+
+
 def _timeout(value: Any, where: str) -> float | None:
     if value is None:
         return None
@@ -369,6 +398,7 @@ def parse_options(options: object, where: str) -> QueueConfig:
         "scheduler": _scheduler,
         "recurring": _recurring,
         "retries": _retries,
+        "metrics": _metrics,
         "timeout": _timeout,
         "database_alias": _name,
         "preserve_finished_jobs": _bool,

@@ -19,7 +19,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
 
+from .reads import ReadStatements
 from .semaphores import SemaphoreStatements
+from .tallies import TallyStatements
 from .values import ClaimRequest, Completion, CompletionBatch, JobRows, ReadyRow
 
 __all__ = ["NOTIFY_CHANNEL", "ClaimRequest", "Completion", "CompletionBatch", "Driver", "ReadyRow"]
@@ -29,7 +31,7 @@ __all__ = ["NOTIFY_CHANNEL", "ClaimRequest", "Completion", "CompletionBatch", "D
 NOTIFY_CHANNEL = "dj_queue_ready"
 
 
-class Driver(SemaphoreStatements):
+class Driver(SemaphoreStatements, TallyStatements, ReadStatements):
     vendor = "base"
     # DELETE … RETURNING, so taking rows is one statement.
     delete_returning = False
@@ -48,6 +50,7 @@ class Driver(SemaphoreStatements):
         from ..models import (
             BlockedExecution,
             ClaimedExecution,
+            FinishedTally,
             Job,
             Pause,
             ReadyExecution,
@@ -64,6 +67,7 @@ class Driver(SemaphoreStatements):
         self.claimed_table = quote(ClaimedExecution._meta.db_table)
         self.blocked_table = quote(BlockedExecution._meta.db_table)
         self.semaphore_table = quote(Semaphore._meta.db_table)
+        self.tally_table = quote(FinishedTally._meta.db_table)
         self._job_pk = Job._meta.pk
         self._datetime_field = Job._meta.get_field("enqueued_at")
         self._json_field = Job._meta.get_field("return_value")
@@ -419,6 +423,7 @@ class Driver(SemaphoreStatements):
         if not done:
             return held
         q = self.q
+        self.tally_succeeded(cursor, [job_id for job_id, _ in done], batch.finished_at)
         ids = [self.job_id_param(job_id) for job_id, _ in done]
         in_ids = f"{q('id')} IN ({self.placeholders(len(ids))})"
         if not batch.preserve:
@@ -460,6 +465,7 @@ class Driver(SemaphoreStatements):
         job = self.job_id_param(completion.job_id)
         if not self.release_claim(cursor, completion.job_id, completion.process_id):
             return False
+        self.tally_succeeded(cursor, [completion.job_id], completion.finished_at)
         if completion.preserve:
             finished_at = self.datetime_param(completion.finished_at)
             cursor.execute(

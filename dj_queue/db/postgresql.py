@@ -105,21 +105,37 @@ class PostgreSQLDriver(Driver):
             final = (
                 f"UPDATE {self.job_table} AS f SET {q('finished_at')} = %s, "
                 f"{q('return_value')} = %s, {self.release_unique_key()} FROM released "
-                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
+                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING {self._finished_columns}"
             )
             finished_at = self.datetime_param(completion.finished_at)
             params += [finished_at, self.json_param(completion.return_value), finished_at]
         else:
             final = (
                 f"DELETE FROM {self.job_table} AS f USING released "
-                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
+                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING {self._finished_columns}"
             )
         return ctes, final, params
 
+    # What the finishing statements return: the id, then what the tally groups by.
+    @property
+    def _finished_columns(self) -> str:
+        q = self.q
+        return f"f.{q('id')}, f.{q('backend_alias')}, f.{q('queue_name')}"
+
+    def _finished_and_tallied(
+        self, ctes: str, final: str, params: list[Any], finished_at: datetime
+    ) -> tuple[str, list[Any]]:
+        """The CTEs of a completion, its final statement as ``finished``, and
+        the tally of what it finished: what a finishing statement starts with."""
+        tally, tally_params = self.tally_cte("finished", finished_at)
+        return f"WITH {ctes}, finished AS ({final}), {tally}", [*params, *tally_params]
+
     def complete_statement(self, completion: Completion) -> tuple[str, list[Any]]:
         """SQL returning one row if (and only if) the process held the claim."""
-        ctes, final, params = self._complete_parts(completion)
-        return f"WITH {ctes} {final}", params
+        head, params = self._finished_and_tallied(
+            *self._complete_parts(completion), completion.finished_at
+        )
+        return f"{head} SELECT {self.q('id')} FROM finished", params
 
     # -- complete a batch --------------------------------------------------------
     def _complete_many_parts(self, batch: CompletionBatch) -> tuple[str, str, list[Any]]:
@@ -143,21 +159,23 @@ class PostgreSQLDriver(Driver):
                 f"UPDATE {self.job_table} AS f SET {q('finished_at')} = %s, "
                 f"{q('return_value')} = done.return_value::jsonb, {self.release_unique_key()} "
                 f"FROM released JOIN done ON done.job_id = released.{q('job_id')} "
-                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
+                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING {self._finished_columns}"
             )
             finished_at = self.datetime_param(batch.finished_at)
             params += [finished_at, finished_at]
         else:
             final = (
                 f"DELETE FROM {self.job_table} AS f USING released "
-                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING f.{q('id')}"
+                f"WHERE f.{q('id')} = released.{q('job_id')} RETURNING {self._finished_columns}"
             )
         return ctes, final, params
 
     def complete_many_statement(self, batch: CompletionBatch) -> tuple[str, list[Any]]:
         """SQL returning the id of each job recorded (its claim was still held)."""
-        ctes, final, params = self._complete_many_parts(batch)
-        return f"WITH {ctes} {final}", params
+        head, params = self._finished_and_tallied(
+            *self._complete_many_parts(batch), batch.finished_at
+        )
+        return f"{head} SELECT {self.q('id')} FROM finished", params
 
     def complete_many_and_claim_statement(
         self, batch: CompletionBatch, request: ClaimRequest
@@ -166,11 +184,12 @@ class PostgreSQLDriver(Driver):
         up to ``request.limit`` jobs. Each row holds the array of recorded ids,
         then a claimed job's ``job_columns`` and ready row id; a single row of
         NULL job columns when nothing was claimed."""
-        complete_ctes, complete_final, complete_params = self._complete_many_parts(batch)
+        head, complete_params = self._finished_and_tallied(
+            *self._complete_many_parts(batch), batch.finished_at
+        )
         claim_ctes, claim_final, claim_params = self._claim_parts(request)
         sql = (
-            f"WITH {complete_ctes}, finished AS ({complete_final}), "
-            f"{claim_ctes}, next_jobs AS ({claim_final}) "
+            f"{head}, {claim_ctes}, next_jobs AS ({claim_final}) "
             f"SELECT (SELECT array_agg({self.q('id')}) FROM finished), next_jobs.* "
             f"FROM (VALUES (1)) AS one LEFT JOIN next_jobs ON true"
         )
@@ -183,16 +202,31 @@ class PostgreSQLDriver(Driver):
         """One row: 1 or 0 (the completion was recorded or not), then the next
         claimed job's ``job_columns`` (all NULL when there was none). The two
         job rows touched are never the same: one is claimed, the other ready."""
-        complete_ctes, complete_final, complete_params = self._complete_parts(completion)
+        head, complete_params = self._finished_and_tallied(
+            *self._complete_parts(completion), completion.finished_at
+        )
         claim_ctes, claim_final, claim_params = self._claim_parts(request)
         columns = ", ".join(f"next_job.{self.q(column)}" for column in self.job_columns)
         sql = (
-            f"WITH {complete_ctes}, finished AS ({complete_final}), "
-            f"{claim_ctes}, next_job AS ({claim_final}) "
+            f"{head}, {claim_ctes}, next_job AS ({claim_final}) "
             f"SELECT (SELECT count(*) FROM finished), {columns} "
             f"FROM (VALUES (1)) AS one LEFT JOIN next_job ON true"
         )
         return sql, [*complete_params, *claim_params]
+
+    # -- reads --------------------------------------------------------------------
+    def distinct_names_statement(self, table: str, limit: int) -> tuple[str, list[Any]]:
+        """PostgreSQL has no loose index scan: a recursive query jumps from one
+        name to the next through the index, one probe per distinct name."""
+        column = self.q("queue_name")
+        return (
+            f"WITH RECURSIVE names(name) AS ("
+            f"(SELECT {column} FROM {table} ORDER BY {column} LIMIT 1) "
+            f"UNION ALL SELECT (SELECT {column} FROM {table} WHERE {column} > names.name "
+            f"ORDER BY {column} LIMIT 1) FROM names WHERE names.name IS NOT NULL"
+            f") SELECT name FROM names WHERE name IS NOT NULL LIMIT %s",
+            [limit],
+        )
 
     # -- enqueue ------------------------------------------------------------------
     # Columns a new job takes from its call; every other column starts empty.

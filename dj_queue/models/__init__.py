@@ -10,11 +10,13 @@ from .pause import Pause
 from .process import Process
 from .recurring import RecurringExecution, RecurringTask
 from .semaphore import Semaphore
+from .tally import FinishedTally
 
 __all__ = [
     "BlockedExecution",
     "ClaimedExecution",
     "FailedExecution",
+    "FinishedTally",
     "Job",
     "Pause",
     "Process",

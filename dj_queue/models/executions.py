@@ -27,6 +27,8 @@ class ReadyExecution(models.Model):
                 fields=["queue_name", "-priority", "id"], name="dj_queue_ready_queue_order"
             ),
             models.Index(fields=["-priority", "id"], name="dj_queue_ready_order"),
+            # The oldest ready job of a queue: its latency, without a scan.
+            models.Index(fields=["queue_name", "created_at"], name="dj_queue_ready_queue_age"),
         ]
 
 
@@ -41,6 +43,8 @@ class ScheduledExecution(models.Model):
         db_table = "dj_queue_scheduled_execution"
         indexes = [
             models.Index(fields=["scheduled_at", "-priority", "id"], name="dj_queue_scheduled_due"),
+            # Bounded counts of one queue's scheduled jobs (the dashboard, metrics).
+            models.Index(fields=["queue_name"], name="dj_queue_scheduled_queue"),
         ]
 
 
@@ -71,11 +75,15 @@ class BlockedExecution(models.Model):
                 fields=["concurrency_key", "-priority", "id"], name="dj_queue_blocked_key_order"
             ),
             models.Index(fields=["expires_at", "concurrency_key"], name="dj_queue_blocked_expiry"),
+            models.Index(fields=["queue_name"], name="dj_queue_blocked_queue"),
         ]
 
 
 class FailedExecution(models.Model):
     job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="failed_execution")
+    # The job's queue, copied like the waiting states' so that counting one
+    # queue's failures reads this table's index alone.
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH, default="")
     exception_class = models.CharField(max_length=255)
     message = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
@@ -83,4 +91,7 @@ class FailedExecution(models.Model):
 
     class Meta:
         db_table = "dj_queue_failed_execution"
-        indexes = [models.Index(fields=["created_at"], name="dj_queue_failed_created")]
+        indexes = [
+            models.Index(fields=["created_at"], name="dj_queue_failed_created"),
+            models.Index(fields=["queue_name"], name="dj_queue_failed_queue"),
+        ]

@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from ..concurrency import ConcurrencyLimit
 from ..db import get_driver
+from ..db.tallies import minute_of
 from ..exceptions import JobCancelledError
-from ..models import ClaimedExecution, FailedExecution, Job, ScheduledExecution
+from ..models import ClaimedExecution, FailedExecution, FinishedTally, Job, ScheduledExecution
 from ..retries import Backoff, RetryPolicy
 from ..tasks_registry import known_task
 from .concurrency import release_limited_jobs, release_slots
@@ -124,14 +125,21 @@ def settle(
         .select_for_update()
         .filter(pk=job_id)
         .values_list(
-            "errors", "worker_ids", "retry_policy", "timeout", "task_path", "queue_name", "priority"
+            "errors",
+            "worker_ids",
+            "retry_policy",
+            "timeout",
+            "task_path",
+            "queue_name",
+            "priority",
+            "backend_alias",
         )
         .first()
     )
     if row is None:
         # Deleted under the claim (a hand-made change): nothing left to record.
         return FailOutcome.FAILED
-    errors, worker_ids, stored_policy, timeout, task_path, queue_name, priority = row
+    errors, worker_ids, stored_policy, timeout, task_path, queue_name, priority, backend = row
     # A hand-edited row may hold anything here: what is not a list counts as none.
     history = [*(errors if isinstance(errors, list) else []), error.as_task_error()]
     jobs = Job.objects.using(alias).filter(pk=job_id)
@@ -155,10 +163,18 @@ def settle(
     jobs.update(finished_at=failed_at, errors=history, unique_key=None)
     FailedExecution.objects.using(alias).create(
         job_id=job_id,
+        queue_name=queue_name,
         exception_class=error.exception_class_path[:255],
         message=error.message,
         traceback=error.traceback,
         created_at=failed_at,
+    )
+    FinishedTally.objects.using(alias).create(
+        backend_alias=backend,
+        queue_name=queue_name,
+        status=FinishedTally.Status.FAILED,
+        minute=minute_of(failed_at),
+        count=1,
     )
     return FailOutcome.FAILED
 

@@ -131,3 +131,51 @@ def discard_waiting_jobs(
     finished) are skipped. Returns how many were deleted."""
     alias = using or queue_database_alias()
     return _in_batches(alias, job_ids, batch_size, partial(_discard_waiting_batch, alias))
+
+
+def _failed_group_ids(
+    alias: str, task_path: str, exception_class: str, batch_size: int
+) -> list[uuid.UUID]:
+    rows = FailedExecution.objects.using(alias).filter(
+        exception_class=exception_class, job__task_path=task_path
+    )
+    return list(rows.order_by("pk").values_list("job_id", flat=True)[:batch_size])
+
+
+def _act_on_failed_group(
+    alias: str,
+    task_path: str,
+    exception_class: str,
+    batch_size: int,
+    write: Callable[[str, list[uuid.UUID]], int],
+) -> int:
+    done = 0
+    while True:
+        ids = _failed_group_ids(alias, task_path, exception_class, batch_size)
+        acted = in_transaction(alias, partial(write, alias, ids)) if ids else 0
+        done += acted
+        # Acted-on jobs leave the failed table, so the next read finds the rest;
+        # a batch that did nothing (every row taken by someone else) ends it.
+        if len(ids) < batch_size or not acted:
+            return done
+
+
+def retry_failed_group(
+    task_path: str, exception_class: str, *, using: str | None = None, batch_size: int = 500
+) -> int:
+    """Retry every failed job of ``task_path`` whose error was ``exception_class``
+    (a dotted path, as failed executions store it), a batch per transaction.
+    Returns how many were retried."""
+    alias = using or queue_database_alias()
+    return _act_on_failed_group(alias, task_path, exception_class, batch_size, _retry_batch)
+
+
+def discard_failed_group(
+    task_path: str, exception_class: str, *, using: str | None = None, batch_size: int = 500
+) -> int:
+    """Delete every failed job of ``task_path`` whose error was ``exception_class``,
+    a batch per transaction. Returns how many were deleted."""
+    alias = using or queue_database_alias()
+    return _act_on_failed_group(
+        alias, task_path, exception_class, batch_size, _discard_failed_batch
+    )

@@ -22,9 +22,11 @@ from .failures import FailOutcome, fail_claims, fail_job
 # Operator actions and pruning live in their own modules; these names stay
 # importable from here, where the README documents them.
 from .interventions import (
+    discard_failed_group,
     discard_failed_job,
     discard_failed_jobs,
     discard_waiting_jobs,
+    retry_failed_group,
     retry_failed_job,
     retry_failed_jobs,
 )
@@ -234,6 +236,7 @@ __all__ = [
     "NewJob",
     "complete_job",
     "delete_finished_jobs",
+    "discard_failed_group",
     "discard_failed_job",
     "discard_failed_jobs",
     "discard_waiting_jobs",
@@ -241,6 +244,7 @@ __all__ = [
     "fail_claims",
     "fail_job",
     "finished_jobs",
+    "retry_failed_group",
     "retry_failed_job",
     "retry_failed_jobs",
 ]

@@ -9,10 +9,15 @@ from typing import Any
 from ..config import DispatcherConfig, QueueConfig
 from ..operations.concurrency import run_concurrency_maintenance
 from ..operations.scheduling import promote_due_jobs
+from ..operations.tallies import compact_tallies
 from .actor import Actor
 from .silence import polling
 
 logger = logging.getLogger("dj_queue")
+
+# Seconds between two merges of the finished-jobs tally: its rows of a minute
+# are merged soon after the minute ends.
+TALLY_COMPACTION_INTERVAL = 30.0
 
 
 class Dispatcher(Actor):
@@ -31,6 +36,7 @@ class Dispatcher(Actor):
         # Maintenance runs at the first step too: a restart after a crash
         # frees stuck keys at once instead of an interval later.
         self._next_maintenance = time.monotonic()
+        self._next_compaction = time.monotonic()
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -55,6 +61,10 @@ class Dispatcher(Actor):
                     report.expired_semaphores,
                     report.released_jobs,
                 )
+        if time.monotonic() >= self._next_compaction:
+            self._next_compaction = time.monotonic() + TALLY_COMPACTION_INTERVAL
+            with polling(self.config.silence_polling):
+                compact_tallies(self.alias, self.backend_alias)
         with polling(self.config.silence_polling):
             promoted = promote_due_jobs(
                 self.alias,
