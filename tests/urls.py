@@ -2,7 +2,7 @@ import os
 
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import include, path
 
 
 def ping(request: HttpRequest) -> JsonResponse:
@@ -10,4 +10,8 @@ def ping(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"pid": os.getpid()})
 
 
-urlpatterns = [path("admin/", admin.site.urls), path("ping/", ping)]
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("ping/", ping),
+    path("dj_queue/", include("dj_queue.urls")),
+]
