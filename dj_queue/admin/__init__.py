@@ -14,8 +14,11 @@ Django's admin autodiscovery imports this package only when
 
 The pages live in submodules, one per page family: ``base`` (what every page
 shares), ``actions`` (the helpers behind the actions), ``jobs``, ``failures``
-(failed executions), ``executions`` (the other state tables), ``processes``
-and ``control`` (recurring tasks, semaphores and pauses).
+(failed executions), ``executions`` (the other state tables), ``processes``,
+``control`` (recurring tasks, semaphores and pauses) and ``dashboard`` (the
+operator's overview, over ``dj_queue.reads``: its views, reached through the
+job admin's URLs, with ``dashboard_panels`` putting the figures into words and
+a chart and ``dashboard_actions`` running its buttons through operations).
 """
 
 from __future__ import annotations

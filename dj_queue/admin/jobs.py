@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Case, Exists, Model, OuterRef, Q, QuerySet, Value, When
 from django.http import HttpRequest
+from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
@@ -35,6 +36,7 @@ from .actions import (
     _skipped_note,
 )
 from .base import QueueModelAdmin, _json_block, _plural, _report
+from .dashboard import dashboard_routes
 
 # -- jobs ------------------------------------------------------------------------------
 
@@ -213,6 +215,13 @@ class JobAdmin(QueueModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).annotate(job_state=job_state())
+
+    def get_urls(self) -> list[URLPattern]:
+        # The dashboard's come first: the admin's "<path:object_id>/" would take them.
+        wrap = self.admin_site.admin_view
+        routes = dashboard_routes(self)
+        dashboard = [path(route, wrap(view), name=name) for route, view, name in routes]
+        return dashboard + super().get_urls()
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
