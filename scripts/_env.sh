@@ -81,6 +81,28 @@ ensure_mysql_build_deps() {
   fi
 }
 
+# The browser tests drive Debian's Chromium through Playwright (playwright's own
+# browser download cannot reach its host here). Never fails the setup: without
+# Chromium those tests skip and say why (in CI, CI=true, they fail instead).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "warning: no /usr/bin/chromium; the browser tests will skip (as root: apt-get install chromium chromium-driver)." >&2
+    return 0
+  fi
+  log "installing chromium and chromium-driver from apt"
+  # Refresh the package lists only when apt does not know the package yet.
+  if ! apt-cache show chromium >/dev/null 2>&1 || ! apt-cache show chromium-driver >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null 2>&1 || true
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || {
+    echo "warning: apt-get install chromium chromium-driver failed; the browser tests will skip." >&2
+    return 0
+  }
+}
+
 ensure_postgresql() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
   log "starting PostgreSQL"

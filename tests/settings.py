@@ -9,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import django
+
 from tests.databases import VENDORS, server_settings
 
 DATABASE = os.environ.get("DJ_QUEUE_TEST_DB", "sqlite")
@@ -62,6 +64,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 ROOT_URLCONF = "tests.urls"
+# The browser tests' live server serves the admin's own CSS and JavaScript
+# (without django.contrib.staticfiles it serves STATIC_ROOT).
+STATIC_URL = "/static/"
+STATIC_ROOT = str(Path(django.__file__).resolve().parent / "contrib" / "admin" / "static")
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
