@@ -331,3 +331,30 @@ def test_check_names_the_backend_alias_with_bad_options():
         [error] = dj_queue_errors()
     assert error.id == "dj_queue.E001"
     assert "TASKS['secondary']['OPTIONS']['mode']" in error.msg
+
+
+def test_metrics_options_are_parsed():
+    config = parse({"metrics": {"token": "s3cret-token-of-20ch", "cache_seconds": 0}})
+
+    assert config.metrics.token == "s3cret-token-of-20ch"
+    assert config.metrics.cache_seconds == 0.0
+    assert parse({}).metrics.token is None
+    assert "s3cret" not in repr(config.metrics)  # kept out of logs and tracebacks
+
+
+@pytest.mark.parametrize(
+    ("metrics", "named"),
+    [
+        ({"token": "short"}, "['metrics']['token']"),
+        ({"token": " padded-token-of-twenty "}, "['metrics']['token']"),
+        ({"token": 12345678901234567}, "['metrics']['token']"),
+        ({"cache_seconds": -1}, "['metrics']['cache_seconds']"),
+        ({"cache": 5}, "'cache'"),
+        ("token", "['metrics']"),
+    ],
+)
+def test_bad_metrics_options_are_refused_by_name(metrics, named):
+    with pytest.raises(ConfigurationError) as error:
+        parse({"metrics": metrics})
+
+    assert named in str(error.value)

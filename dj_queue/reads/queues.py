@@ -47,6 +47,26 @@ def queue_names(alias: str, *, limit: int = MAX_QUEUES) -> list[str]:
     return sorted(names)[:limit]
 
 
+def _per_queue(
+    alias: str, model: type[Model], names: Sequence[str], query: str, extra: Sequence[Any] = ()
+) -> list[tuple[str, Any]]:
+    """One statement: ``query`` once per queue in ``names``, UNION ALL. In
+    ``query``, ``{table}`` is ``model``'s table and ``{queue}`` the condition on
+    the queue, after whose parameters come ``extra``; each part selects the
+    queue's position, then one value. Returns (name, value) per row."""
+    driver = get_driver(alias)
+    table, column = driver.q(model._meta.db_table), driver.q("queue_name")
+    parts: list[str] = []
+    params: list[Any] = []
+    for index, name in enumerate(names):
+        condition, condition_params = driver.listed_queue_equals(column, name)
+        parts.append(query.format(table=table, queue=condition, index=index))
+        params += [index, *condition_params, *extra]
+    with connections[alias].cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return [(names[int(position)], value) for position, value in cursor.fetchall()]
+
+
 def bounded_counts(
     alias: str, model: type[Model], names: Sequence[str], *, cap: int = COUNT_CAP
 ) -> dict[str, BoundedCount]:
@@ -54,22 +74,12 @@ def bounded_counts(
     one statement, a ``LIMIT``ed index read per queue."""
     if not names:
         return {}
-    driver = get_driver(alias)
-    q = driver.q
-    table, column = q(model._meta.db_table), q("queue_name")
-    parts: list[str] = []
-    params: list[Any] = []
-    for index, name in enumerate(names):
-        condition, condition_params = driver.listed_queue_equals(column, name)
-        parts.append(
-            f"SELECT %s, COUNT(*) FROM (SELECT 1 AS one FROM {table} "
-            f"WHERE {condition} LIMIT %s) AS s{index}"
-        )
-        params += [index, *condition_params, cap + 1]
-    with connections[alias].cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        counted = {int(position): int(count) for position, count in cursor.fetchall()}
-    return {name: _capped(counted.get(index, 0), cap) for index, name in enumerate(names)}
+    # The LIMIT inside the derived table is what stops each index read.
+    query = (
+        "SELECT %s, COUNT(*) FROM (SELECT 1 AS one FROM {table} WHERE {queue} LIMIT %s) AS s{index}"
+    )
+    counted = dict(_per_queue(alias, model, names, query, [cap + 1]))
+    return {name: _capped(int(counted.get(name, 0)), cap) for name in names}
 
 
 def running_counts(alias: str, *, cap: int = COUNT_CAP) -> tuple[dict[str, int], bool]:
@@ -95,27 +105,19 @@ def oldest_ready(alias: str, names: Sequence[str]) -> dict[str, datetime | None]
     """When the oldest ready job of each queue became ready: one index probe each."""
     if not names:
         return {}
-    driver = get_driver(alias)
-    q = driver.q
-    table, column = q(ReadyExecution._meta.db_table), q("queue_name")
-    parts: list[str] = []
-    params: list[Any] = []
-    for index, name in enumerate(names):
-        condition, condition_params = driver.listed_queue_equals(column, name)
-        parts.append(f"SELECT %s, MIN({q('created_at')}) FROM {table} WHERE {condition}")
-        params += [index, *condition_params]
+    oldest = f"MIN({get_driver(alias).q('created_at')})"
+    query = "SELECT %s, " + oldest + " FROM {table} WHERE {queue}"
+    rows = _per_queue(alias, ReadyExecution, names, query)
     # Raw rows come back as the vendor sends them (text on SQLite, naive on
     # MySQL): the column's own converters make them aware datetimes.
     column = ReadyExecution._meta.get_field("created_at").cached_col
     connection = connections[alias]
     converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
     found: dict[str, datetime | None] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        for position, value in cursor.fetchall():
-            for converter in converters:
-                value = converter(value, column, connection)
-            found[names[int(position)]] = value
+    for name, value in rows:
+        for converter in converters:
+            value = converter(value, column, connection)
+        found[name] = value
     return found
 
 
