@@ -279,3 +279,29 @@ def test_a_drained_queue_reads_zero(worker_process):
     drained = by_name(reads.snapshot("default"))["drained"]
 
     assert (drained.ready.value, drained.running.value, drained.failed.value) == (0, 0, 0)
+
+
+def test_merging_reaches_every_bucket_that_needs_it():
+    now = timezone.now()
+    ended = minute_of(now) - timedelta(minutes=3)
+    for queue in ("a", "b", "c"):
+        FinishedTally.objects.create(  # merged already: left as it is
+            backend_alias="default",
+            queue_name=queue,
+            status="failed",
+            minute=ended - timedelta(minutes=1),
+            count=9,
+        )
+        for count in (1, 2, 3):
+            FinishedTally.objects.create(
+                backend_alias="default",
+                queue_name=queue,
+                status="failed",
+                minute=ended,
+                count=count,
+            )
+
+    assert compact_tallies("default", "default", now=now) == 6
+
+    rows = FinishedTally.objects.order_by("queue_name", "minute").values_list("queue_name", "count")
+    assert list(rows) == [("a", 9), ("a", 6), ("b", 9), ("b", 6), ("c", 9), ("c", 6)]
