@@ -72,6 +72,9 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="finishedtally",
-            index=models.Index(fields=["backend_alias", "minute"], name="dj_queue_tally_minute"),
+            index=models.Index(
+                fields=["backend_alias", "minute", "status", "count"],
+                name="dj_queue_tally_minute",
+            ),
         ),
     ]
