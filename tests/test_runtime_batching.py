@@ -48,7 +48,7 @@ def test_a_worker_killed_before_recording_its_finished_job_has_it_run_again(
         message=runtime.log(),
     )
     # Attempt 2's outcome may still wait in its batch: a graceful stop records it.
-    assert runtime.stop() == 0
+    assert runtime.stop() == 0, runtime.log()
     assert finished(result)
     assert result.status == TaskResultStatus.SUCCESSFUL
     assert result.return_value == 2
@@ -71,7 +71,7 @@ def test_a_stopping_worker_gives_its_unstarted_jobs_back(start_runtime, mode):
     slow = [sleep_for.enqueue(0.4) for _ in range(6)]
     wait_until(lambda: ClaimedExecution.objects.count() >= 2, message=runtime.log())
 
-    assert runtime.stop() == 0
+    assert runtime.stop() == 0, runtime.log()
 
     states = {r.id: (finished(r), r.status) for r in slow}
     ran = [job_id for job_id, (done, _) in states.items() if done]

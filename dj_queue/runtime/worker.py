@@ -216,6 +216,10 @@ class Worker(Actor):
             return
         if not recorder.pending:
             self.sleep(self._wait())
+        if self.stopping:
+            # The stop's wake-up was spent on the sleep above: waiting out the
+            # window now would outlast shutdown_timeout. Shutdown records it.
+            return
         hold = recorder.hold_left(self.worker.completion_window)
         if hold and not self._starving():
             self.sleep(min(hold, self._until_deadline()))
